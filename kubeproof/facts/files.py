@@ -1,0 +1,95 @@
+"""Facts about files: contents of public files, modes, and fingerprints of secrets.
+
+Secrets (private keys, token.csv, kubeconfigs with credentials) are never read back: the host
+prints their mode and a fingerprint (openssl's public key, a sha256), never the bytes.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from kubeproof.facts import Fact, ParseError, Raw
+from kubeproof.layout import is_secret_path
+
+
+def _content_or_none(raw: Raw) -> str | None:
+    if raw.rc != 0:
+        if "No such file" in raw.stderr or "not found" in raw.stderr.lower():
+            return None
+        raise ParseError(raw.stderr.strip() or f"cat exited {raw.rc}")
+    return raw.stdout
+
+
+def file_text(path: str) -> Fact[str | None]:
+    if is_secret_path(path):
+        raise ValueError(f"{path} holds a secret; use file_sha256 or key_public_fingerprint")
+    return Fact("file:" + path, "cat -- " + shlex.quote(path), _content_or_none)
+
+
+@dataclass(frozen=True)
+class FileStat:
+    name: str
+    mode: str  # octal, e.g. "600"
+    owner: str
+    group: str
+    size: int
+
+    @property
+    def world_readable(self) -> bool:
+        return bool(int(self.mode, 8) & 0o004)
+
+    @property
+    def group_or_world_readable(self) -> bool:
+        return bool(int(self.mode, 8) & 0o044)
+
+
+def parse_find_stat(raw: Raw) -> dict[str, FileStat] | None:
+    if raw.rc != 0 and "No such file" in raw.stderr:
+        return None
+    entries: dict[str, FileStat] = {}
+    for line in raw.stdout.splitlines():
+        fields = line.split("\t")
+        if len(fields) != 5:
+            raise ParseError(f"unexpected find output line {line!r}")
+        name, mode, owner, group, size = fields
+        entries[name] = FileStat(name, mode, owner, group, int(size))
+    return entries
+
+
+def directory_stat(directory: str) -> Fact[dict[str, FileStat] | None]:
+    """Every regular file (and symlink) directly in a directory: name, octal mode, owner, size."""
+    return Fact(
+        "stat:" + directory,
+        "find "
+        + shlex.quote(directory)
+        + " -maxdepth 1 \\( -type f -o -type l \\) -printf '%f\\t%m\\t%u\\t%g\\t%s\\n'",
+        parse_find_stat,
+    )
+
+
+def _sha256_or_none(raw: Raw) -> str | None:
+    if raw.rc != 0:
+        if "No such file" in raw.stderr:
+            return None
+        raise ParseError(raw.stderr.strip() or f"exit {raw.rc}")
+    value = raw.stdout.split()[0] if raw.stdout.split() else ""
+    if len(value) != 64:
+        raise ParseError(f"not a sha256: {raw.stdout.strip()[:80]!r}")
+    return value
+
+
+def file_sha256(path: str) -> Fact[str | None]:
+    return Fact("sha256:" + path, "sha256sum -- " + shlex.quote(path), _sha256_or_none, requires=("sha256sum",))
+
+
+def key_public_fingerprint(path: str) -> Fact[str | None]:
+    """sha256 of the SubjectPublicKeyInfo DER of a private key, computed on the host."""
+    quoted = shlex.quote(path)
+    return Fact(
+        "spki:" + path,
+        "test -e " + quoted + " || { echo " + shlex.quote(path + ": No such file") + " >&2; exit 1; }; "
+        "openssl pkey -in " + quoted + " -pubout -outform DER | sha256sum",
+        _sha256_or_none,
+        requires=("openssl", "sha256sum"),
+    )

@@ -1,0 +1,34 @@
+"""The guide's paths on the hosts: one place, used by the installer and by the facts."""
+
+from __future__ import annotations
+
+ETCD_HOME = "/opt/etcd"
+ETCD_BIN = ETCD_HOME + "/bin"
+ETCD_CFG = ETCD_HOME + "/cfg"
+ETCD_SSL = ETCD_HOME + "/ssl"
+ETCD_ENV_FILE = ETCD_CFG + "/etcd"
+ETCD_DATA_DIR = "/var/lib/etcd/default.etcd"
+
+K8S_HOME = "/opt/kubernetes"
+K8S_BIN = K8S_HOME + "/bin"
+K8S_CFG = K8S_HOME + "/cfg"
+K8S_SSL = K8S_HOME + "/ssl"
+K8S_LOGS = K8S_HOME + "/logs"
+TOKEN_CSV = K8S_CFG + "/token.csv"
+
+SYSTEMD_DIR = "/usr/lib/systemd/system"
+FLANNEL_SUBNET_ENV = "/run/flannel/subnet.env"
+FLANNEL_DOCKER_OPTS = "/run/flannel/docker"
+
+ETCD_CERTS = ("ca.pem", "server.pem")
+ETCD_KEYS = ("ca-key.pem", "server-key.pem")
+MASTER_CERTS = ("ca.pem", "apiserver.pem", "admin.pem", "sa.pem")
+MASTER_KEYS = ("ca-key.pem", "apiserver-key.pem", "admin-key.pem", "sa-key.pem")
+WORKER_CERTS = ("ca.pem", "kube-proxy.pem")
+WORKER_KEYS = ("kube-proxy-key.pem",)
+
+
+def is_secret_path(path: str) -> bool:
+    """Files whose content never leaves the host (only their mode and fingerprints do)."""
+    name = path.rsplit("/", 1)[-1]
+    return name.endswith(("-key.pem", ".key")) or name in ("token.csv",) or name.endswith("kubeconfig")

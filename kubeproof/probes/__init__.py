@@ -1,0 +1,56 @@
+"""Probes: named functions that turn facts (and API reads) into the value a catalogue row compares.
+
+A probe returns a value (or an Observation); it raises ProbeError when it could not look, and
+NotApplicable when the check does not apply. It never asserts: that is the comparator's job.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from kubeproof.checks import Check, Observation
+from kubeproof.session import HostContext
+
+# A probe takes its host context and the row's argument ("" when the row names none):
+# `probe: file_mode(/opt/etcd/ssl/server-key.pem)` calls file_mode with that path.
+ProbeFunction = Callable[[HostContext, str], Any]
+PROBES: dict[str, ProbeFunction] = {}
+
+_PROBE_MODULES = ("env", "pki", "etcd", "network", "master", "node", "smoke", "security")
+
+
+def probe(name: str) -> Callable[[ProbeFunction], ProbeFunction]:
+    def register(function: ProbeFunction) -> ProbeFunction:
+        if name in PROBES and PROBES[name] is not function:
+            raise ValueError(f"probe {name!r} registered twice")
+        PROBES[name] = function
+        return function
+
+    return register
+
+
+def load_probes() -> dict[str, ProbeFunction]:
+    for module in _PROBE_MODULES:
+        try:
+            importlib.import_module(f"kubeproof.probes.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"kubeproof.probes.{module}":
+                raise
+    return PROBES
+
+
+def split_probe_reference(reference: str) -> tuple[str, str]:
+    name, paren, rest = reference.partition("(")
+    if paren and not rest.endswith(")"):
+        raise ValueError(f"malformed probe reference {reference!r}")
+    return name.strip(), rest[:-1].strip() if paren else ""
+
+
+def observe(check: Check, context: HostContext) -> Observation:
+    name, argument = split_probe_reference(check.probe)
+    result = PROBES[name](context, argument)
+    if isinstance(result, Observation):
+        return result
+    return context.observation(result)

@@ -1,0 +1,3 @@
+module kubeproof.local/lab/pause
+
+go 1.22

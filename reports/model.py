@@ -1,0 +1,205 @@
+"""The report model: one typed row per check result, section summaries and the profile score.
+
+The pytest plugin hands over plain JSON-able records; `ResultRow.from_record` is the one place
+that turns them into typed rows, so every writer sees the same shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+# In the order the reports list them.
+OUTCOMES: tuple[str, ...] = ("passed", "failed", "error", "skipped", "finding")
+KINDS: tuple[str, ...] = ("invariant", "finding")
+PROFILES: tuple[str, ...] = ("seed", "hardened")
+SEVERITY_WEIGHTS: Mapping[str, int] = {"high": 5, "medium": 3, "low": 1}
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(_text(item) for item in value)
+
+
+def iso_utc(timestamp: float | None) -> str | None:
+    """Unix time -> ISO 8601 UTC with a Z suffix (None stays None)."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _number(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    return float(value)
+
+
+@dataclass(frozen=True)
+class EvidenceItem:
+    """One fact's command and raw output on one host, as the plugin recorded it."""
+
+    host: str
+    fact: str
+    command: str
+    rc: int | None
+    stdout: str
+    stderr: str
+    timestamp: float | None
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> EvidenceItem:
+        rc = record.get("rc")
+        return cls(
+            host=_text(record.get("host")),
+            fact=_text(record.get("fact")),
+            command=_text(record.get("command")),
+            rc=None if rc is None else int(rc),
+            stdout=_text(record.get("stdout")),
+            stderr=_text(record.get("stderr")),
+            timestamp=_number(record.get("timestamp")),
+        )
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One check result on one host."""
+
+    id: str
+    key: str
+    host: str
+    outcome: str
+    part: str = ""
+    section: str = ""
+    guide: str = ""
+    text: str = ""
+    kind: str = "invariant"
+    severity: str = "medium"
+    expected: str = ""
+    observed: str = ""
+    remediation: str = ""
+    sources: tuple[str, ...] = ()
+    diagnosis: tuple[str, ...] = ()
+    reason: str = ""
+    nodeid: str = ""
+    started: float | None = None
+    duration: float | None = None
+    evidence: tuple[EvidenceItem, ...] = ()
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> ResultRow:
+        """Build a row from a plugin record; only `id`, `host` and `outcome` are required.
+
+        Unknown outcomes, kinds and severities are refused rather than guessed: they mean the
+        plugin and the catalogue disagree, and a report that silently miscounts is worse.
+        """
+        for required in ("id", "host", "outcome"):
+            if required not in record:
+                raise ValueError(f"result record without {required!r}: {sorted(record)}")
+        row_id = _text(record["id"])
+        part = _text(record.get("part"))
+        outcome = _text(record["outcome"])
+        kind = _text(record.get("kind")) or "invariant"
+        severity = _text(record.get("severity")) or "medium"
+        where = f"result {row_id}@{record['host']}"
+        if outcome not in OUTCOMES:
+            raise ValueError(f"{where}: outcome {outcome!r} is not one of {list(OUTCOMES)}")
+        if kind not in KINDS:
+            raise ValueError(f"{where}: kind {kind!r} is not one of {list(KINDS)}")
+        if severity not in SEVERITY_WEIGHTS:
+            raise ValueError(f"{where}: severity {severity!r} is not one of {list(SEVERITY_WEIGHTS)}")
+        return cls(
+            id=row_id,
+            key=_text(record.get("key")) or (f"{row_id}:{part}" if part else row_id),
+            host=_text(record["host"]),
+            outcome=outcome,
+            part=part,
+            section=_text(record.get("section")),
+            guide=_text(record.get("guide")),
+            text=_text(record.get("text")),
+            kind=kind,
+            severity=severity,
+            expected=_text(record.get("expected")),
+            observed=_text(record.get("observed")),
+            remediation=_text(record.get("remediation")),
+            sources=_texts(record.get("sources")),
+            diagnosis=_texts(record.get("diagnosis")),
+            reason=_text(record.get("reason")),
+            nodeid=_text(record.get("nodeid")),
+            started=_number(record.get("started")),
+            duration=_number(record.get("duration")),
+            evidence=tuple(EvidenceItem.from_record(item) for item in record.get("evidence") or ()),
+        )
+
+    @property
+    def section_name(self) -> str:
+        """The section, or the ID's prefix when the record carries none (e.g. "PKI-E" for "PKI-E-03")."""
+        return self.section or self.id.rsplit("-", 1)[0]
+
+
+def as_rows(rows: Iterable[ResultRow | Mapping[str, Any]]) -> list[ResultRow]:
+    """Rows as given, plugin records converted: writers accept either."""
+    return [row if isinstance(row, ResultRow) else ResultRow.from_record(row) for row in rows]
+
+
+def summarize_by_section(rows: Iterable[ResultRow]) -> dict[str, dict[str, int]]:
+    """Section -> outcome -> count, every outcome present; sections in first-seen (guide) order."""
+    summary: dict[str, dict[str, int]] = {}
+    for row in rows:
+        counts = summary.setdefault(row.section_name, dict.fromkeys(OUTCOMES, 0))
+        counts[row.outcome] += 1
+    return summary
+
+
+def count_outcomes(rows: Iterable[ResultRow]) -> dict[str, int]:
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for row in rows:
+        counts[row.outcome] += 1
+    return counts
+
+
+@dataclass(frozen=True)
+class ProfileScore:
+    """How the findings weigh under a profile: seed reports them, hardened fails on them."""
+
+    profile: str
+    findings: tuple[ResultRow, ...]
+    score: int
+
+    @property
+    def counted_as_failures(self) -> int:
+        return len(self.findings) if self.profile == "hardened" else 0
+
+    @property
+    def verdict(self) -> str:
+        if not self.findings:
+            return "no findings"
+        if self.profile == "hardened":
+            return f"{len(self.findings)} finding(s) counted as failures"
+        return f"{len(self.findings)} finding(s) reported, not failing"
+
+
+def profile_score(rows: Sequence[ResultRow], profile: str) -> ProfileScore:
+    """Score the findings (kind "finding" rows that did not pass): high=5, medium=3, low=1.
+
+    Under seed the plugin records them as outcome "finding"; under hardened as "failed". Both count
+    here, so the score means the same under either profile; only the verdict differs.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"profile {profile!r} is not one of {list(PROFILES)}")
+    findings = tuple(
+        row for row in rows if row.outcome == "finding" or (row.kind == "finding" and row.outcome == "failed")
+    )
+    return ProfileScore(
+        profile=profile,
+        findings=findings,
+        score=sum(SEVERITY_WEIGHTS[row.severity] for row in findings),
+    )

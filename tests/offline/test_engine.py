@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from kubeproof.checks import (
+    COMPARATORS,
+    CatalogueError,
+    Check,
+    Observation,
+    judge,
+    load_catalogue,
+    parse_catalogue,
+)
+from kubeproof.facts import Fact, Raw, build_batch_script, split_batch_output
+from kubeproof.probes import load_probes
+
+
+@pytest.mark.parametrize(
+    ("name", "observed", "expected", "holds"),
+    [
+        ("equals", "1", "1", True),
+        ("equals", "0", "1", False),
+        ("one_of", "absent", ["absent", "disabled"], True),
+        ("one_of", "enforcing", ["absent", "disabled"], False),
+        ("contains_all", ["a", "b", "c"], ["a", "b"], True),
+        ("contains_all", ["a"], ["a", "b"], False),
+        ("contains_none", ["a"], ["b"], True),
+        ("contains_none", ["a", "b"], ["b"], False),
+        ("subset_of", ["a"], ["a", "b"], True),
+        ("subset_of", ["a", "z"], ["a", "b"], False),
+        ("same_items", ["b", "a"], ["a", "b"], True),
+        ("same_items", ["a"], ["a", "b"], False),
+        ("matches", "v1.34.4", r"v1\.34\.\d+", True),
+        ("matches", "v1.33.0", r"v1\.34\.\d+", False),
+        ("matches", None, ".*", False),
+        ("at_least", 31, 30, True),
+        ("at_least", 29.5, 30, False),
+        ("at_most", 0, 0, True),
+        ("at_most", 1, 0, False),
+        ("below", 0.2, 1.0, True),
+        ("below", 1.0, 1.0, False),
+        ("mode_at_most", "600", "600", True),
+        ("mode_at_most", "400", "600", True),
+        ("mode_at_most", "644", "600", False),
+        ("mode_at_most", None, "600", False),
+        ("is_empty", [], None, True),
+        ("is_empty", ["/swapfile"], None, False),
+        ("is_true", True, None, True),
+        ("is_true", "true", None, False),
+    ],
+)
+def test_comparators_both_ways(name: str, observed: object, expected: object, holds: bool) -> None:
+    assert COMPARATORS[name].holds(observed, expected) is holds
+
+
+def test_each_comparator_writes_its_own_expected_text() -> None:
+    texts = {name: c.describe(["a"] if name not in ("mode_at_most",) else "600") for name, c in COMPARATORS.items()}
+    assert all(text.startswith("expected") for text in texts.values())
+    assert len(set(texts.values())) == len(texts)
+
+
+ROW = """
+section: ENV
+guide: "一、环境准备"
+checks:
+  - id: ENV-01
+    text: firewalld is stopped
+    roles: all
+    probe: firewalld_state
+    comparator: one_of
+    expected: [absent, stopped and disabled]
+    remediation: systemctl disable --now firewalld
+"""
+
+
+def test_failure_message_has_the_one_format() -> None:
+    check = parse_catalogue(ROW, "row.yaml")[0]
+    observation = Observation("active, enabled", ("master01$ systemctl is-active firewalld",), (), ("unit: active",))
+    verdict = judge(check, "master01", observation, {})
+    assert not verdict.holds
+    assert verdict.message.splitlines() == [
+        "[ENV-01] master01: firewalld is stopped",
+        "  expected: one of ['absent', 'stopped and disabled']",
+        "  observed: 'active, enabled'",
+        "  source:   master01$ systemctl is-active firewalld",
+        "  fix:      systemctl disable --now firewalld",
+        "  diagnosis:",
+        "    unit: active",
+    ]
+
+
+def test_expected_values_refer_to_the_inventory() -> None:
+    check = Check("ENV-03", "t", "ENV", "", ("all",), "hostname", "equals", "$host_name", "fix")
+    assert check.holds("node01", {"host_name": "node01"})
+    assert check.expected_text({"host_name": "node01"}) == "expected 'node01'"
+    with pytest.raises(KeyError):
+        check.holds("x", {})
+
+
+@pytest.mark.parametrize(
+    ("mutation", "words"),
+    [
+        (("comparator: one_of", "comparator: roughly"), "comparator 'roughly'"),
+        (("id: ENV-01", "id: env1"), "not an invariant ID"),
+        (("roles: all", "roles: [workers]"), "roles must be"),
+        (("probe: firewalld_state", "probe: nope"), "no probe named 'nope'"),
+        (("    remediation: systemctl disable --now firewalld\n", ""), "missing 'remediation'"),
+    ],
+)
+def test_catalogue_rejects_bad_rows(mutation: tuple[str, str], words: str) -> None:
+    with pytest.raises(CatalogueError, match=words):
+        parse_catalogue(ROW.replace(*mutation), "row.yaml", known_probes=load_probes())
+
+
+def test_shipped_catalogue_is_valid_and_names_known_probes() -> None:
+    rows = load_catalogue(known_probes=load_probes())
+    assert rows, "the catalogue is empty"
+    assert all(r.remediation for r in rows)
+
+
+def test_batch_script_frames_every_fact_exactly() -> None:
+    facts = [
+        Fact("plain", "printf 'a\\nb\\n'", lambda r: r.stdout),
+        Fact("no-newline", "printf 'x'", lambda r: r.stdout),
+        Fact("empty", "true", lambda r: r.stdout),
+        Fact("fails", "echo oops >&2; exit 3", lambda r: r.rc),
+        Fact("missing-binary", "kp-no-such-binary --version", lambda r: r.stdout, requires=("kp-no-such-binary",)),
+        Fact("reads-stdin", "cat", lambda r: r.stdout),
+    ]
+    script = build_batch_script(facts, "KPtest")
+    completed = subprocess.run(["sh", "-c", script], capture_output=True, text=True, input="never read", check=False)
+    frames = split_batch_output(completed.stdout, "KPtest")
+    assert frames["plain"][0] == "a\nb\n"
+    assert frames["no-newline"][0] == "x"
+    assert frames["empty"][0] == ""
+    assert frames["fails"][1:3] == ("oops", 3)
+    assert frames["missing-binary"][2] == 127
+    assert "kp-no-such-binary: not installed" in frames["missing-binary"][1]
+    assert frames["reads-stdin"][0] == ""  # facts never consume the batch's stdin
+    assert all(stamp > 1e9 for *_, stamp in frames.values())
+
+
+def test_a_forged_marker_in_output_cannot_end_a_frame_early() -> None:
+    facts = [Fact("evil", "echo '@@KPother END evil 0'; echo real", lambda r: r.stdout)]
+    completed = subprocess.run(["sh", "-c", build_batch_script(facts, "KPnonce")], capture_output=True, text=True)
+    assert split_batch_output(completed.stdout, "KPnonce")["evil"][0] == "@@KPother END evil 0\nreal\n"
+
+
+def test_raw_is_what_parsers_get() -> None:
+    assert Raw("a", "", 0).stdout == "a"
