@@ -30,6 +30,7 @@ time:
 LOCAL_TRANSPORT = """
 import subprocess, time
 import pytest
+from kubeproof.transport import CommandResult, Connection, HostUnreachable
 @pytest.fixture(autouse=True, scope="session")
 def _local_transport():
     original = Connection.run
