@@ -422,7 +422,8 @@ def parse_host_spec(spec: str) -> ParsedHostSpec:
     backend, _, rest = text.partition("://")
     if backend not in _SUPPORTED_BACKENDS:
         raise InventoryError(
-            f"host spec {spec!r}: backend {backend!r} is not supported (use paramiko:// or ssh://, both reach hosts over SSH)"
+            f"host spec {spec!r}: backend {backend!r} is not supported "
+            "(use paramiko:// or ssh://, both reach hosts over SSH)"
         )
     parsed = urllib.parse.urlsplit("ssh://" + rest)
     try:

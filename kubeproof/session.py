@@ -155,6 +155,10 @@ def inventory_context(cluster: Cluster, host: HostSpec) -> dict[str, Any]:
         "kube_proxy_mode": cluster.network.kube_proxy_mode,
         "kubernetes_version": cluster.versions.kubernetes,
         "max_skew_seconds": cluster.time.max_skew_seconds,
+        "cert_budget_days": 30,
+        "inventory_addresses": sorted(
+            {h.address for h in cluster.hosts} | set(cluster.network.load_balancer_addresses)
+        ),
         "time_sync": cluster.time.sync,
         "hosts_entries": [f"{h.name}={h.address}" for h in cluster.hosts],
         "apiserver_san_ips": sorted(

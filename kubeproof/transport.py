@@ -186,9 +186,8 @@ class Connection:
                 channel.settimeout(timeout)
                 channel.exec_command(command)
                 if stdin is not None:
-                    view = memoryview(stdin)
-                    for offset in range(0, len(view), 1 << 16):
-                        channel.sendall(view[offset : offset + (1 << 16)])
+                    for offset in range(0, len(stdin), 1 << 16):
+                        channel.sendall(stdin[offset : offset + (1 << 16)])
                     self.stats.bytes_sent += len(stdin)
                 channel.shutdown_write()
                 stdout_chunks: list[bytes] = []

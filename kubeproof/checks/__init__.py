@@ -62,6 +62,18 @@ def _number(value: Any) -> float:
     return float(value)
 
 
+def _compares(test: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    """An observation of the wrong kind (e.g. "ca.pem is missing" where a number was due) does not hold."""
+
+    def holds(observed: Any, expected: Any) -> bool:
+        try:
+            return bool(test(observed, expected))
+        except (TypeError, ValueError):
+            return False
+
+    return holds
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else list(value)
@@ -102,10 +114,12 @@ COMPARATORS: Mapping[str, Comparator] = {
             lambda o, e: o is not None and re.fullmatch(str(e), str(o)) is not None,
             lambda e: f"expected to match /{e}/",
         ),
-        Comparator("at_least", lambda o, e: o is not None and _number(o) >= _number(e), lambda e: f"expected >= {e}"),
-        Comparator("at_most", lambda o, e: o is not None and _number(o) <= _number(e), lambda e: f"expected <= {e}"),
-        Comparator("below", lambda o, e: o is not None and _number(o) < _number(e), lambda e: f"expected < {e}"),
-        Comparator("mode_at_most", _mode_at_most, lambda e: f"expected file mode 0{int(str(e), 8):o} or stricter"),
+        Comparator("at_least", _compares(lambda o, e: _number(o) >= _number(e)), lambda e: f"expected >= {e}"),
+        Comparator("at_most", _compares(lambda o, e: _number(o) <= _number(e)), lambda e: f"expected <= {e}"),
+        Comparator("below", _compares(lambda o, e: _number(o) < _number(e)), lambda e: f"expected < {e}"),
+        Comparator(
+            "mode_at_most", _compares(_mode_at_most), lambda e: f"expected file mode 0{int(str(e), 8):o} or stricter"
+        ),
         Comparator("is_empty", lambda o, e: not o, lambda e: "expected none"),
         Comparator("is_true", lambda o, e: o is True, lambda e: "expected true"),
     )

@@ -74,7 +74,8 @@ class FactRecord:
 def build_batch_script(facts: Sequence[Fact[Any]], nonce: str) -> str:
     """One sh script that runs every fact, framing each one's stdout, stderr and exit code."""
     lines = [
-        "export LC_ALL=C PATH=/opt/kubernetes/bin:/opt/etcd/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "export LC_ALL=C PATH=/opt/kubernetes/bin:/opt/etcd/bin:/usr/local/sbin:/usr/local/bin:"
+        "/usr/sbin:/usr/bin:/sbin:/bin",
         "kp_err=$(mktemp) || exit 97",
     ]
     for fact in facts:

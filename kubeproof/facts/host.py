@@ -32,7 +32,8 @@ firewalld = Fact(
 selinux = Fact(
     "selinux",
     "if command -v getenforce >/dev/null 2>&1; then getenforce; "
-    "elif [ -r /sys/fs/selinux/enforce ]; then case $(cat /sys/fs/selinux/enforce) in 1) echo Enforcing;; *) echo Permissive;; esac; "
+    "elif [ -r /sys/fs/selinux/enforce ]; then "
+    "case $(cat /sys/fs/selinux/enforce) in 1) echo Enforcing;; *) echo Permissive;; esac; "
     "else echo absent; fi; "
     "sed -n 's/^SELINUX=//p' /etc/selinux/config 2>/dev/null | head -n1",
     _lines,
@@ -104,7 +105,8 @@ bridge_sysctls = Fact(
 )
 persisted_sysctls = Fact(
     "persisted-sysctls",
-    "cat /etc/sysctl.conf /etc/sysctl.d/*.conf /usr/lib/sysctl.d/*.conf /run/sysctl.d/*.conf 2>/dev/null | grep -v '^[#;]' || true",
+    "cat /etc/sysctl.conf /etc/sysctl.d/*.conf /usr/lib/sysctl.d/*.conf /run/sysctl.d/*.conf 2>/dev/null"
+    " | grep -v '^[#;]' || true",
     parse_sysctl_values,
 )
 

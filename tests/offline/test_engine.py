@@ -37,6 +37,7 @@ from kubeproof.probes import load_probes
         ("matches", None, ".*", False),
         ("at_least", 31, 30, True),
         ("at_least", 29.5, 30, False),
+        ("at_least", "/opt/etcd/ssl/server.pem is missing", 30, False),
         ("at_most", 0, 0, True),
         ("at_most", 1, 0, False),
         ("below", 0.2, 1.0, True),

@@ -1,0 +1,202 @@
+"""Session-wide API clients, and the gates that make dependent checks error with the root cause.
+
+The Kubernetes client uses the admin credentials and the etcd client the etcd member
+certificates, both read from the hosts over SFTP into a private temporary directory that lives
+as long as the session (the client libraries want files); nothing of them is logged.
+When a prerequisite is down, every check that needs it errors with the same root cause
+("prerequisite failed: ...") instead of a cascade of independent failures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubeproof import layout
+from kubeproof.inventory import HostSpec
+from kubeproof.session import HostContext, Session
+from kubeproof.transport import ProbeError
+
+
+@dataclass
+class CredentialFiles:
+    directory: Path
+
+    def path(self, name: str) -> str:
+        return str(self.directory / name)
+
+    def close(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _fetch_credentials(session: Session, host: HostSpec, files: dict[str, str], purpose: str) -> CredentialFiles:
+    directory = Path(tempfile.mkdtemp(prefix="kubeproof-cred-"))
+    os.chmod(directory, 0o700)
+    connection = session.transport.connection(host)
+    for local_name, remote_path in files.items():
+        data = connection.read_file(remote_path)
+        if data is None:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise ProbeError(host.name, f"prerequisite failed: {purpose}: {remote_path} is missing on {host.name}")
+        descriptor = os.open(directory / local_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+    return CredentialFiles(directory)
+
+
+def _first(hosts: list[HostSpec], role: str, anchor: HostSpec) -> HostSpec:
+    if not hosts:
+        raise ProbeError(anchor.name, f"the cluster has no host with role {role}")
+    return hosts[0]
+
+
+# ----------------------------------------------------------------------------- Kubernetes
+
+
+@dataclass
+class KubeClients:
+    api_client: Any
+    server: str
+    credentials: CredentialFiles
+
+    def core(self) -> Any:
+        from kubernetes import client
+
+        return client.CoreV1Api(self.api_client)
+
+    def apps(self) -> Any:
+        from kubernetes import client
+
+        return client.AppsV1Api(self.api_client)
+
+    def rbac(self) -> Any:
+        from kubernetes import client
+
+        return client.RbacAuthorizationV1Api(self.api_client)
+
+    def certificates(self) -> Any:
+        from kubernetes import client
+
+        return client.CertificatesV1Api(self.api_client)
+
+    def coordination(self) -> Any:
+        from kubernetes import client
+
+        return client.CoordinationV1Api(self.api_client)
+
+    def version(self) -> Any:
+        from kubernetes import client
+
+        return client.VersionApi(self.api_client)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.api_client.close()
+        self.credentials.close()
+
+
+def kube(ctx: HostContext) -> KubeClients:
+    """The admin client for the cluster's first master; a ProbeError names why it is unavailable."""
+    return ctx.session.shared("kube-client", lambda: _open_kube(ctx.session, ctx.host))
+
+
+def _open_kube(session: Session, anchor: HostSpec) -> KubeClients:
+    from kubernetes import client
+
+    master = _first(session.cluster.masters, "master", anchor)
+    credentials = _fetch_credentials(
+        session,
+        master,
+        {
+            "ca.pem": layout.K8S_SSL + "/ca.pem",
+            "admin.pem": layout.K8S_SSL + "/admin.pem",
+            "admin-key.pem": layout.K8S_SSL + "/admin-key.pem",
+        },
+        "admin credentials for the Kubernetes API",
+    )
+    configuration = client.Configuration()
+    configuration.host = f"https://{master.address}:6443"
+    configuration.ssl_ca_cert = credentials.path("ca.pem")
+    configuration.cert_file = credentials.path("admin.pem")
+    configuration.key_file = credentials.path("admin-key.pem")
+    configuration.verify_ssl = True
+    configuration.retries = 1
+    api_client = client.ApiClient(configuration)
+    clients = KubeClients(api_client, configuration.host, credentials)
+    try:
+        clients.version().get_code(_request_timeout=5)
+    except Exception as exc:  # any transport or HTTP failure means the API is not usable
+        clients.close()
+        raise ProbeError(
+            master.name, f"prerequisite failed: kube-apiserver at {configuration.host} is unreachable: {_short(exc)}"
+        ) from None
+    return clients
+
+
+# ----------------------------------------------------------------------------- etcd
+
+
+@dataclass
+class EtcdClients:
+    """One pyetcd client per member (python-etcd3's maintained equivalent behind the same seam)."""
+
+    members: dict[str, Any]
+    credentials: CredentialFiles
+
+    def close(self) -> None:
+        for member in self.members.values():
+            with contextlib.suppress(Exception):
+                member.close()
+        self.credentials.close()
+
+
+def etcd(ctx: HostContext) -> EtcdClients:
+    return ctx.session.shared("etcd-clients", lambda: _open_etcd(ctx.session, ctx.host))
+
+
+def _open_etcd(session: Session, anchor: HostSpec) -> EtcdClients:
+    import pyetcd
+
+    member = _first(session.cluster.etcd_members, "etcd", anchor)
+    credentials = _fetch_credentials(
+        session,
+        member,
+        {
+            "ca.pem": layout.ETCD_SSL + "/ca.pem",
+            "server.pem": layout.ETCD_SSL + "/server.pem",
+            "server-key.pem": layout.ETCD_SSL + "/server-key.pem",
+        },
+        "etcd client certificates",
+    )
+    clients: dict[str, Any] = {}
+    for host in session.cluster.etcd_members:
+        clients[host.name] = pyetcd.client(
+            host=host.address,
+            port=2379,
+            ca_cert=credentials.path("ca.pem"),
+            cert_key=credentials.path("server-key.pem"),
+            cert_cert=credentials.path("server.pem"),
+            timeout=5,
+        )
+    result = EtcdClients(clients, credentials)
+    errors = []
+    for name, client in clients.items():
+        try:
+            client.status()
+        except Exception as exc:  # grpc raises many types; all mean this member did not answer
+            errors.append(f"{name}: {_short(exc)}")
+    if len(errors) == len(clients):
+        result.close()
+        raise ProbeError(member.name, "prerequisite failed: no etcd member answers over TLS: " + "; ".join(errors))
+    return result
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    return f"{type(exc).__name__}: {first[:300]}"

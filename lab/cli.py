@@ -1,0 +1,169 @@
+"""`python -m lab up | down | status | ssh NAME | artifacts | images`.
+
+Errors a user can fix (docker absent or not running, an address clash, a missing tool) print one
+line and exit with 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import shutil
+import socket
+import sys
+import termios
+import tty
+from collections.abc import Sequence
+from pathlib import Path
+
+import paramiko
+
+from lab.artifacts import build_artifacts
+from lab.dockercli import Docker
+from lab.errors import LabError
+from lab.labctl import down, status, up
+from lab.pod_images import ensure_pod_image_tarballs, load_pod_images
+from lab.progress import Progress
+from lab.settings import DEFAULT_LAB_NAME, LAB_NODES, LabSettings, artifacts_dir, node_by_name
+from lab.ssh_material import connect
+
+EXIT_USAGE_OR_FIXABLE = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m lab",
+        description="The kubeproof lab: the guide's three hosts as node containers reached by SSH.",
+    )
+    parser.add_argument("--name", default=DEFAULT_LAB_NAME, help="lab name, the value of the io.kubeproof.lab label (default: lab)")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="where cluster.yaml, ssh_config, the key and known_hosts go (default: $KUBEPROOF_STATE/lab,"
+        " KUBEPROOF_STATE defaulting to ./.kubeproof)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("up", help="create or reuse the lab (idempotent) and write cluster.yaml")
+    commands.add_parser("down", help="remove everything the lab created (selected by label)")
+    commands.add_parser("status", help="each node's state, address and whether SSH answers")
+    ssh_parser = commands.add_parser("ssh", help="open a shell on a node (OpenSSH with the lab's ssh_config)")
+    ssh_parser.add_argument("node", help=", ".join(node.name for node in LAB_NODES))
+    ssh_parser.add_argument("remote_command", nargs=argparse.REMAINDER, help="optional command to run instead of a shell")
+    artifacts_parser = commands.add_parser("artifacts", help="build or verify the artifacts under $KUBEPROOF_CACHE/artifacts")
+    artifacts_parser.add_argument(
+        "--update-lock", action="store_true", help="write the measured sha256 values into lab/artifacts.lock.json"
+    )
+    commands.add_parser("images", help="build the offline pod images if missing and load them into every node")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    progress = Progress()
+    try:
+        settings = LabSettings.create(arguments.name, arguments.state_dir)
+        command = arguments.command
+        if command == "up":
+            up(settings, progress)
+            return 0
+        if command == "down":
+            down(settings, progress)
+            return 0
+        if command == "status":
+            return status(settings, progress)
+        if command == "ssh":
+            return open_ssh(settings, arguments.node, list(arguments.remote_command))
+        if command == "artifacts":
+            build_artifacts(Docker.connect(), progress, update_lock=arguments.update_lock)
+            return 0
+        if command == "images":
+            docker = Docker.connect()
+            tarballs = ensure_pod_image_tarballs(docker, artifacts_dir() / "images", progress)
+            require_lab_up(settings)
+            load_pod_images(settings, LAB_NODES, tarballs, progress)
+            return 0
+        parser.error(f"unknown command {command}")
+    except LabError as error:
+        print(f"lab: error: {error.message}", file=sys.stderr)
+        return EXIT_USAGE_OR_FIXABLE
+    except KeyboardInterrupt:
+        print("lab: interrupted; `python -m lab down` removes whatever was created", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_USAGE_OR_FIXABLE
+
+
+def require_lab_up(settings: LabSettings) -> None:
+    if not settings.ssh_config_file.is_file() or not settings.known_hosts_file.is_file():
+        raise LabError(f"the lab is not up (no {settings.ssh_config_file}): run `python -m lab up`")
+
+
+def open_ssh(settings: LabSettings, node_name: str, remote_command: Sequence[str]) -> int:
+    node = node_by_name(node_name)
+    require_lab_up(settings)
+    if remote_command[:1] == ["--"]:
+        remote_command = remote_command[1:]
+    ssh_binary = shutil.which("ssh")
+    if ssh_binary is not None:
+        sys.stdout.flush()
+        # Replace this process: the user's terminal talks to OpenSSH directly.
+        os.execv(ssh_binary, [ssh_binary, "-F", str(settings.ssh_config_file), node.name, *remote_command])
+    return paramiko_session(settings, node_name, remote_command)
+
+
+def paramiko_session(settings: LabSettings, node_name: str, remote_command: Sequence[str]) -> int:
+    """Fallback without an ssh binary: a paramiko session (interactive shell when on a terminal)."""
+    import shlex
+
+    client = connect(node_by_name(node_name), settings)
+    try:
+        transport = client.get_transport()
+        if transport is None:
+            raise LabError(f"SSH to {node_name} closed unexpectedly")
+        channel = transport.open_session()
+        interactive = sys.stdin.isatty()
+        if interactive:
+            size = shutil.get_terminal_size()
+            channel.get_pty(term=os.environ.get("TERM", "xterm"), width=size.columns, height=size.lines)
+        if remote_command:
+            channel.exec_command(shlex.join(remote_command))
+        else:
+            channel.invoke_shell()
+        _pump(channel, interactive)
+        return channel.recv_exit_status()
+    finally:
+        client.close()
+
+
+def _pump(channel: paramiko.Channel, interactive: bool) -> None:
+    stdin_fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(stdin_fd) if interactive else None
+    try:
+        if interactive:
+            tty.setraw(stdin_fd)
+        stdin_open = True
+        while True:
+            readable = [channel, stdin_fd] if stdin_open else [channel]
+            ready, _, _ = select.select(readable, [], [])
+            if channel in ready:
+                try:
+                    data = channel.recv(32768)
+                except socket.timeout:
+                    continue
+                if not data:
+                    break
+                sys.stdout.buffer.write(data)
+                sys.stdout.flush()
+            if stdin_fd in ready:
+                chunk = os.read(stdin_fd, 1024)
+                if not chunk:
+                    stdin_open = False
+                    channel.shutdown_write()
+                else:
+                    channel.sendall(chunk)
+    finally:
+        if saved is not None:
+            termios.tcsetattr(stdin_fd, termios.TCSADRAIN, saved)

@@ -1,0 +1,478 @@
+"""`lab up`, `lab down`, `lab status`: the node containers, their network and volumes, SSH material.
+
+Every Docker object is created with the label io.kubeproof.lab=<lab name> in the same call that
+creates it, so an interrupted `up` leaves only labelled objects, and `down` removes exactly those.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from lab.artifacts import build_artifacts, missing_artifacts
+from lab.cluster_file import ClusterFileInputs, render_cluster_file
+from lab.dockercli import Docker
+from lab.errors import LabError
+from lab.node_image import node_image_tag, ensure_node_image
+from lab.pod_images import ensure_pod_image_tarballs, load_pod_images
+from lab.progress import Progress
+from lab.settings import (
+    LAB_GATEWAY,
+    LAB_LABEL,
+    LAB_NODES,
+    LAB_SUBNET,
+    NODE_LABEL,
+    RECIPE_LABEL,
+    STATE_DIR_LABEL,
+    LabSettings,
+    NodeSpec,
+    artifacts_dir,
+)
+from lab.ssh_material import (
+    HOST_PUBLIC_KEY_FILES,
+    SSH_USER,
+    HostKey,
+    connect,
+    ensure_keypair,
+    render_known_hosts,
+    render_ssh_config,
+    run_remote,
+    write_public_file,
+)
+
+# Node containers run without --privileged (it fails where CAP_SYS_RESOURCE is outside the
+# bounding set): every capability Docker knows except SYS_RESOURCE and SYS_TIME. SYS_TIME stays out
+# on purpose: nodes share the machine's kernel clock, so no node may ever set it.
+NODE_CAPABILITY_ARGS: tuple[str, ...] = ("--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--cap-drop", "SYS_TIME")
+NODE_SECURITY_ARGS: tuple[str, ...] = (
+    "--security-opt", "seccomp=unconfined",
+    "--security-opt", "apparmor=unconfined",
+    # /proc/sys writable, so the installer's sysctls (ENV-06, ip_forward) work as on a VM.
+    "--security-opt", "systempaths=unconfined",
+)
+BOOT_TIMEOUT_SECONDS = 120.0
+SSH_READY_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class NodeState:
+    name: str
+    state: str  # running, exited, created, ... or "absent"
+    address: str | None
+    image: str | None
+
+
+def node_run_args(settings: LabSettings, node: NodeSpec, image: str) -> list[str]:
+    """`docker run` arguments for one node (argv list; no shell involved)."""
+    return [
+        "run", "--detach",
+        "--name", node.name,
+        "--hostname", node.name,
+        "--network", settings.network_name,
+        "--ip", node.address,
+        "--label", f"{LAB_LABEL}={settings.name}",
+        "--label", f"{NODE_LABEL}={node.name}",
+        *NODE_CAPABILITY_ARGS,
+        *NODE_SECURITY_ARGS,
+        # Each node its own cgroup root (two kubelets must not fight over /kubepods).
+        "--cgroupns", "private",
+        "--tmpfs", "/run",
+        "--tmpfs", "/run/lock",
+        # systemd halts cleanly on SIGRTMIN+3 (docker import cannot record STOPSIGNAL).
+        "--stop-signal", "SIGRTMIN+3",
+        # Docker inside a node on the container's overlay falls back to vfs; a volume gives overlay2.
+        "--volume", f"{settings.volume_name(node)}:/var/lib/docker",
+        image,
+    ]
+
+
+# ----------------------------------------------------------------------------- conflicts
+
+
+def _labels(item: dict[str, Any]) -> dict[str, str]:
+    labels = item.get("Labels")
+    if labels is None:
+        labels = (item.get("Config") or {}).get("Labels")
+    return dict(labels or {})
+
+
+def _is_ours(item: dict[str, Any], settings: LabSettings) -> bool:
+    return _labels(item).get(LAB_LABEL) == settings.name
+
+
+def check_network_conflicts(docker: Docker, settings: LabSettings) -> dict[str, Any] | None:
+    """Our network if it exists; LabError if something else holds the name or the address range."""
+    ours: dict[str, Any] | None = None
+    network_ids = docker.lines(["network", "ls", "--quiet", "--no-trunc"])
+    for network in docker.inspect("network", network_ids):
+        name = str(network.get("Name"))
+        subnets = [str(config.get("Subnet")) for config in (network.get("IPAM") or {}).get("Config") or [] if config.get("Subnet")]
+        if name == settings.network_name:
+            if not _is_ours(network, settings):
+                raise LabError(
+                    f"a Docker network named {name} exists that lab {settings.name!r} did not create:"
+                    f" remove it (docker network rm {name}) or use another lab name (--name)"
+                )
+            if str(LAB_SUBNET) not in subnets:
+                raise LabError(
+                    f"the lab network {name} has subnets {subnets}, not {LAB_SUBNET}:"
+                    " run `python -m lab down` and `python -m lab up` again"
+                )
+            ours = network
+            continue
+        for subnet in subnets:
+            try:
+                overlaps = ipaddress.ip_network(subnet, strict=False).overlaps(LAB_SUBNET)
+            except (ValueError, TypeError):
+                continue
+            if overlaps:
+                owner = _labels(network).get(LAB_LABEL)
+                hint = f" (it belongs to kubeproof lab {owner!r}: `python -m lab down --name {owner}`)" if owner else ""
+                raise LabError(
+                    f"Docker network {name} uses {subnet}, which overlaps the lab's {LAB_SUBNET}{hint}:"
+                    f" remove it (docker network rm {name}) and retry"
+                )
+    if ours is None:
+        check_host_addresses()
+    return ours
+
+
+def check_host_addresses() -> None:
+    """An address of this machine inside the lab range would make the lab's addresses ambiguous."""
+    ip = shutil.which("ip")
+    if ip is None:
+        return
+    result = subprocess.run([ip, "-o", "-4", "addr", "show"], capture_output=True, text=True, check=False)
+    for line in result.stdout.splitlines():
+        fields = line.split()
+        if len(fields) < 4 or fields[2] != "inet":
+            continue
+        interface = ipaddress.ip_interface(fields[3])
+        if interface.ip in LAB_SUBNET or interface.network.overlaps(LAB_SUBNET):
+            raise LabError(
+                f"this machine's interface {fields[1]} has address {fields[3]}, inside the lab's {LAB_SUBNET}:"
+                " free that range (the guide's addresses need it) and retry"
+            )
+
+
+def check_container_conflicts(docker: Docker, settings: LabSettings) -> dict[str, dict[str, Any]]:
+    """Existing node containers of this lab by name; LabError for a same-named foreign container."""
+    existing: dict[str, dict[str, Any]] = {}
+    for container in docker.inspect("container", [node.name for node in LAB_NODES]):
+        name = str(container.get("Name", "")).lstrip("/")
+        if not _is_ours(container, settings):
+            raise LabError(
+                f"a container named {name} exists that lab {settings.name!r} did not create:"
+                f" remove or rename it (docker rm -f {name}) and retry"
+            )
+        existing[name] = container
+    return existing
+
+
+# ----------------------------------------------------------------------------- up
+
+
+def up(settings: LabSettings, progress: Progress) -> Path:
+    started = time.monotonic()
+    docker = Docker.connect()
+    with progress.step("node image"):
+        image = ensure_node_image(docker, progress)
+        progress.say(f"  {image}")
+    with progress.step("artifacts"):
+        missing = missing_artifacts()
+        if missing:
+            progress.say(f"  missing: {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}")
+            build_artifacts(docker, progress)
+        else:
+            progress.say(f"  present in {artifacts_dir()}")
+    with progress.step("check for conflicts"):
+        network = check_network_conflicts(docker, settings)
+        containers = check_container_conflicts(docker, settings)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    with progress.step(f"network {settings.network_name} ({LAB_SUBNET})"):
+        if network is None:
+            create_network(docker, settings)
+        else:
+            progress.say("  exists")
+    with progress.step("node containers"):
+        start_nodes(docker, settings, image, containers, progress)
+    with progress.step("wait for systemd and sshd in every node"):
+        host_keys = {node.name: wait_for_host_keys(docker, node) for node in LAB_NODES}
+    with progress.step("SSH material (key, authorized_keys, known_hosts, ssh_config)"):
+        public_key = ensure_keypair(settings)
+        for node in LAB_NODES:
+            install_authorized_key(docker, node, public_key)
+        write_if_changed(settings.known_hosts_file, render_known_hosts(
+            ((node.name, node.address), host_keys[node.name]) for node in LAB_NODES
+        ))
+        write_if_changed(settings.ssh_config_file, render_ssh_config(
+            LAB_NODES, user=SSH_USER, identity_file=settings.private_key_file, known_hosts_file=settings.known_hosts_file
+        ))
+    with progress.step("SSH answers on every node (strict host keys)"):
+        for node in LAB_NODES:
+            wait_for_ssh(node, settings)
+    with progress.step("pod images into every node's docker (over SSH)"):
+        tarballs = ensure_pod_image_tarballs(docker, artifacts_dir() / "images", progress)
+        load_pod_images(settings, LAB_NODES, tarballs, progress)
+    write_if_changed(
+        settings.cluster_file,
+        render_cluster_file(
+            ClusterFileInputs(
+                lab_name=settings.name,
+                nodes=LAB_NODES,
+                ssh_config=settings.ssh_config_file.name,
+                artifacts_dir=artifacts_dir(),
+            )
+        ),
+    )
+    progress.say(f"lab {settings.name!r} is up in {time.monotonic() - started:.1f} s")
+    progress.say(f"cluster file: {settings.cluster_file}")
+    progress.say(f"ssh: ssh -F {settings.ssh_config_file} master01   (or: python -m lab ssh master01)")
+    return settings.cluster_file
+
+
+def create_network(docker: Docker, settings: LabSettings) -> None:
+    docker.run([
+        "network", "create",
+        "--driver", "bridge",
+        "--subnet", str(LAB_SUBNET),
+        "--gateway", str(LAB_GATEWAY),
+        # Internal: no route out of the lab. The machine still reaches the nodes (the bridge holds
+        # the gateway address) and the nodes reach each other, nothing else (the lab's network rule).
+        "--internal",
+        "--label", f"{LAB_LABEL}={settings.name}",
+        "--label", f"{STATE_DIR_LABEL}={settings.state_dir}",
+        settings.network_name,
+    ])
+
+
+def start_nodes(
+    docker: Docker, settings: LabSettings, image: str, containers: dict[str, dict[str, Any]], progress: Progress
+) -> None:
+    existing_volumes = set(docker.lines(["volume", "ls", "--quiet", "--filter", settings.label_filter]))
+    for node in LAB_NODES:
+        container = containers.get(node.name)
+        if container is None:
+            volume = settings.volume_name(node)
+            if volume not in existing_volumes:
+                docker.run([
+                    "volume", "create",
+                    "--label", f"{LAB_LABEL}={settings.name}",
+                    "--label", f"{NODE_LABEL}={node.name}",
+                    volume,
+                ])
+            docker.run(node_run_args(settings, node, image))
+            progress.say(f"  created {node.name} ({node.address})")
+            continue
+        running_image = str((container.get("Config") or {}).get("Image"))
+        if running_image != image:
+            progress.say(
+                f"  note: {node.name} runs {running_image}; the recipe now builds {image}."
+                " Keeping it (its state may matter); `python -m lab down && python -m lab up` recreates it."
+            )
+        if not (container.get("State") or {}).get("Running"):
+            docker.run(["start", node.name])
+            progress.say(f"  started {node.name}")
+        else:
+            progress.say(f"  {node.name} is running")
+
+
+def wait_for_host_keys(docker: Docker, node: NodeSpec) -> list[HostKey]:
+    """The node's public host keys, read through docker exec once sshd is active."""
+    deadline = time.monotonic() + BOOT_TIMEOUT_SECONDS
+    last_problem = "not started"
+    while time.monotonic() < deadline:
+        active = docker.exec(node.name, ["systemctl", "is-active", "ssh.service"], check=False)
+        if active.stdout.strip() == "active":
+            keys = docker.exec(node.name, ["cat", *HOST_PUBLIC_KEY_FILES], check=False)
+            if keys.returncode == 0:
+                return [HostKey.parse(line) for line in keys.stdout.splitlines() if line.strip()]
+            last_problem = "host keys missing"
+        else:
+            last_problem = f"ssh.service is {active.stdout.strip() or active.stderr.strip() or 'unknown'}"
+        time.sleep(1.0)
+    raise LabError(
+        f"{node.name}: sshd not ready within {BOOT_TIMEOUT_SECONDS:.0f} s ({last_problem});"
+        f" inspect with `docker logs {node.name}` and `docker exec {node.name} systemctl --failed`"
+    )
+
+
+# Constant script (no interpolation): the key arrives on stdin.
+_INSTALL_AUTHORIZED_KEY = (
+    "umask 077 && mkdir -p /root/.ssh && cat > /root/.ssh/authorized_keys.tmp"
+    " && mv /root/.ssh/authorized_keys.tmp /root/.ssh/authorized_keys"
+)
+
+
+def install_authorized_key(docker: Docker, node: NodeSpec, public_key: str) -> None:
+    current = docker.exec(node.name, ["cat", "/root/.ssh/authorized_keys"], check=False)
+    if current.returncode == 0 and current.stdout.strip() == public_key.strip():
+        return
+    docker.exec(node.name, ["sh", "-c", _INSTALL_AUTHORIZED_KEY], input_text=public_key.strip() + "\n")
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    if path.is_file() and path.read_text() == text:
+        return
+    write_public_file(path, text)
+
+
+def wait_for_ssh(node: NodeSpec, settings: LabSettings) -> None:
+    deadline = time.monotonic() + SSH_READY_TIMEOUT_SECONDS
+    last_error = ""
+    while time.monotonic() < deadline:
+        try:
+            client = connect(node, settings, timeout=5.0)
+        except (OSError, paramiko.SSHException) as exc:
+            last_error = f"{type(exc).__name__}: {exc}"
+            time.sleep(1.0)
+            continue
+        try:
+            hostname = run_remote(client, ["hostname"]).stdout.strip()
+        finally:
+            client.close()
+        if hostname != node.name:
+            raise LabError(f"{node.address} answers SSH as {hostname!r}, expected {node.name!r}")
+        return
+    raise LabError(f"{node.name} ({node.address}) does not answer SSH within {SSH_READY_TIMEOUT_SECONDS:.0f} s: {last_error}")
+
+
+# ----------------------------------------------------------------------------- down
+
+
+def down(settings: LabSettings, progress: Progress) -> None:
+    docker = Docker.connect()
+    label_filter = ["--filter", settings.label_filter]
+    state_dirs = {settings.state_dir}
+    with progress.step("remove node containers"):
+        container_ids = docker.lines(["ps", "--all", "--quiet", *label_filter])
+        if container_ids:
+            names = [str(item.get("Name", "")).lstrip("/") for item in docker.inspect("container", container_ids)]
+            docker.run(["rm", "--force", "--volumes", *container_ids])
+            progress.say(f"  removed {', '.join(names)}")
+    with progress.step("remove network"):
+        network_ids = docker.lines(["network", "ls", "--quiet", "--no-trunc", *label_filter])
+        for network in docker.inspect("network", network_ids):
+            recorded = _labels(network).get(STATE_DIR_LABEL)
+            if recorded:
+                state_dirs.add(Path(recorded))
+            docker.run(["network", "rm", str(network["Id"])])
+            progress.say(f"  removed {network.get('Name')}")
+    with progress.step("remove volumes"):
+        volume_names = docker.lines(["volume", "ls", "--quiet", *label_filter])
+        if volume_names:
+            docker.run(["volume", "rm", *volume_names])
+            progress.say(f"  removed {', '.join(volume_names)}")
+    with progress.step("remove state files"):
+        for state_dir in sorted(state_dirs):
+            remove_state_files(LabSettings(name=settings.name, state_dir=state_dir), progress)
+
+
+def remove_state_files(settings: LabSettings, progress: Progress) -> None:
+    """Only the files `up` writes; the directory too if that leaves it empty."""
+    removed = []
+    for path in settings.state_files:
+        for candidate in (path, path.with_name(path.name + ".tmp")):
+            if candidate.is_file():
+                candidate.unlink()
+                removed.append(candidate.name)
+    if removed:
+        progress.say(f"  removed {', '.join(removed)} from {settings.state_dir}")
+    try:
+        settings.state_dir.rmdir()
+    except OSError:
+        pass  # not empty (someone else's files) or already gone: leave it
+
+
+# ----------------------------------------------------------------------------- status
+
+
+def node_states(docker: Docker, settings: LabSettings) -> list[NodeState]:
+    found = {
+        str(item.get("Name", "")).lstrip("/"): item
+        for item in docker.inspect("container", [node.name for node in LAB_NODES])
+        if _is_ours(item, settings)
+    }
+    states = []
+    for node in LAB_NODES:
+        item = found.get(node.name)
+        if item is None:
+            states.append(NodeState(node.name, "absent", None, None))
+            continue
+        networks = ((item.get("NetworkSettings") or {}).get("Networks") or {})
+        address = (networks.get(settings.network_name) or {}).get("IPAddress") or None
+        states.append(
+            NodeState(node.name, str((item.get("State") or {}).get("Status")), address, str((item.get("Config") or {}).get("Image")))
+        )
+    return states
+
+
+def ssh_answers(node: NodeSpec, settings: LabSettings) -> str:
+    if not settings.known_hosts_file.is_file() or not settings.private_key_file.is_file():
+        return "no SSH material"
+    try:
+        client = connect(node, settings, timeout=5.0)
+    except (OSError, paramiko.SSHException) as exc:
+        return f"no ({type(exc).__name__})"
+    try:
+        hostname = run_remote(client, ["hostname"], timeout=10).stdout.strip()
+    except (OSError, paramiko.SSHException) as exc:
+        return f"no ({type(exc).__name__})"
+    finally:
+        client.close()
+    return "yes" if hostname == node.name else f"answers as {hostname!r}"
+
+
+def status(settings: LabSettings, progress: Progress) -> int:
+    """Print each node's state, address and whether SSH answers; 0 when all run and answer."""
+    docker = Docker.connect()
+    states = node_states(docker, settings)
+    recipe_image = node_image_tag()
+    all_good = True
+    print(f"lab {settings.name!r}  network {settings.network_name}  state {settings.state_dir}")
+    print(f"{'NODE':<10} {'STATE':<9} {'ADDRESS':<15} {'SSH':<24} IMAGE")
+    for node, state in zip(LAB_NODES, states, strict=True):
+        answer = ssh_answers(node, settings) if state.state == "running" else "-"
+        all_good = all_good and state.state == "running" and answer == "yes"
+        image_note = state.image or "-"
+        if state.image and state.image != recipe_image:
+            image_note += f" (recipe now {recipe_image})"
+        print(f"{node.name:<10} {state.state:<9} {state.address or '-':<15} {answer:<24} {image_note}")
+    if settings.cluster_file.is_file():
+        print(f"cluster file: {settings.cluster_file}")
+    else:
+        print("cluster file: none (run `python -m lab up`)")
+    return 0 if all_good else 1
+
+
+def cluster_file_if_up(settings: LabSettings) -> Path | None:
+    """The cluster file when the lab's nodes run (for fixtures deciding whether to call up)."""
+    if not settings.cluster_file.is_file():
+        return None
+    docker = Docker.connect()
+    if all(state.state == "running" for state in node_states(docker, settings)):
+        return settings.cluster_file
+    return None
+
+
+def lab_objects(docker: Docker, settings: LabSettings) -> dict[str, list[str]]:
+    """Every Docker object carrying this lab's label (what `down` must leave at zero)."""
+    label_filter = ["--filter", settings.label_filter]
+    return {
+        "containers": docker.lines(["ps", "--all", "--quiet", *label_filter]),
+        "networks": docker.lines(["network", "ls", "--quiet", *label_filter]),
+        "volumes": docker.lines(["volume", "ls", "--quiet", *label_filter]),
+    }
+
+
+def describe(objects: Sequence[str]) -> str:
+    return json.dumps(list(objects))

@@ -1,0 +1,13 @@
+"""PKI-K-01..05, the Kubernetes certificates."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.plugin import CheckCase, verify
+
+pytestmark = pytest.mark.catalogue("PKI-K")
+
+
+def test_pki_k(check_case: CheckCase) -> None:
+    verify(check_case)

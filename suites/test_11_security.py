@@ -1,0 +1,13 @@
+"""SEC-01..05, findings scored per profile."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.plugin import CheckCase, verify
+
+pytestmark = pytest.mark.catalogue("SEC")
+
+
+def test_sec(check_case: CheckCase) -> None:
+    verify(check_case)
