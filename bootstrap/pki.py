@@ -1056,7 +1056,12 @@ class _Files:
             self.plan.notes.append(f"{path}: mode {mode:04o} narrowed to {DIR_MODE:04o}")
             self.plan.changed_paths.append(path)
 
-    def write(self, path: Path, data: bytes, *, secret: bool) -> None:
+    def write(self, path: Path, data: bytes, *, secret: bool, durable: bool = False) -> None:
+        """Write ``data`` atomically; ``durable`` (implied by ``secret``) also survives a power cut.
+
+        Keys and CA certificates cannot be made again without consequences, so they are fsync-ed;
+        leaf certificates and JSON inputs are re-made by the next run if lost, so they skip the cost.
+        """
         if not self.apply:
             return
         mode = KEY_FILE_MODE if secret else CERT_FILE_MODE
@@ -1067,8 +1072,9 @@ class _Files:
         try:
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+                if secret or durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
             os.replace(temporary, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -1181,7 +1187,7 @@ def _ensure_ca(run: _Run, inputs: AuthorityInputs, directory: Path) -> _Authorit
         not_after=not_after,
     )
     run.files.write(key_path, _private_key_pem(key), secret=True)
-    run.files.write(cert_path, _cert_pem(cert), secret=False)
+    run.files.write(cert_path, _cert_pem(cert), secret=False, durable=True)
     return _AuthorityState(inputs.name, cert, key, cert.not_valid_after_utc, fresh=True)
 
 
@@ -1377,7 +1383,7 @@ def _ensure_service_account(run: _Run, directory: Path) -> None:
     if run.files.apply:
         key = run.new_key(KeySpec("rsa", 2048))
         run.files.write(key_path, _private_key_pem(key), secret=True)
-        run.files.write(public_path, _public_key_pem(key), secret=False)
+        run.files.write(public_path, _public_key_pem(key), secret=False, durable=True)
 
 
 def _ensure_json_inputs(run: _Run, inputs: AuthorityInputs, directory: Path) -> None:

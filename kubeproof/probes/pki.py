@@ -207,7 +207,9 @@ def differs_from_first_member(ctx: HostContext, names: str) -> list[str]:
         path = f"{layout.ETCD_SSL}/{name.strip()}"
         mine = ctx.fact(file_sha256(path))
         theirs = ctx.fact(file_sha256(path), reference)
-        if mine != theirs:
+        if mine is None:
+            differing.append(f"{name.strip()}: missing here")
+        elif mine != theirs:
             differing.append(f"{name.strip()}: {str(mine)[:12]} here, {str(theirs)[:12]} on {reference.name}")
     return differing
 

@@ -161,10 +161,18 @@ def pki_dir(tmp_path: Path) -> Path:
     return tmp_path / "state" / "pki"
 
 
+@pytest.fixture(scope="module")
+def template(cluster: Cluster, keys: PooledKeys, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, PkiPlan]:
+    """The guide's cluster's PKI, made once per module by a first run into an empty state directory."""
+    pki_dir = tmp_path_factory.mktemp("template") / "state" / "pki"
+    return pki_dir, ensure_pki(cluster, pki_dir, now=NOW, key_factory=keys)
+
+
 @pytest.fixture
-def made(cluster: Cluster, pki_dir: Path, keys: PooledKeys) -> PkiPlan:
-    """A PKI made once for the guide's cluster."""
-    return ensure_pki(cluster, pki_dir, now=NOW, key_factory=keys)
+def made(template: tuple[Path, PkiPlan], pki_dir: Path) -> PkiPlan:
+    """A copy of the template PKI in this test's own directory (modes and mtimes kept), and its first-run plan."""
+    shutil.copytree(template[0], pki_dir)
+    return template[1]
 
 
 def cert(pki_dir: Path, authority: str, stem: str) -> CertInfo:
@@ -285,7 +293,8 @@ def test_service_account_pair(made: PkiPlan, pki_dir: Path) -> None:
     assert key_spki(pki_dir, "kubernetes", "sa") != key_spki(pki_dir, "kubernetes", "ca")
 
 
-def test_modes(made: PkiPlan, pki_dir: Path) -> None:
+def test_modes(template: tuple[Path, PkiPlan]) -> None:
+    pki_dir = template[0]
     for directory in (pki_dir, pki_dir / "etcd", pki_dir / "kubernetes"):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     key_files = sorted(pki_dir.rglob("*-key.pem"))
@@ -491,7 +500,7 @@ def test_an_unreadable_key_is_an_error_that_does_not_quote_it(
     made: PkiPlan, cluster: Cluster, pki_dir: Path, keys: PooledKeys
 ) -> None:
     (pki_dir / "etcd" / "server-key.pem").write_text("-----BEGIN RSA PRIVATE KEY-----\nSECRETSTUFF\n")
-    with pytest.raises(PkiError, match="server-key.pem: not a PEM private key") as excinfo:
+    with pytest.raises(PkiError, match=r"server-key\.pem: not a PEM private key") as excinfo:
         ensure_pki(cluster, pki_dir, now=NOW, key_factory=keys)
     assert "SECRETSTUFF" not in str(excinfo.value)
 
@@ -602,7 +611,7 @@ def test_stale_pki_is_not_shipped(made: PkiPlan, cluster: Cluster, pki_dir: Path
     grown = replace(
         cluster, hosts=(*cluster.hosts, HostSpec("node03", "192.168.61.30", frozenset({"node", "etcd"}), "etcd04"))
     )
-    with pytest.raises(PkiError, match="lacks its address 192.168.61.30"):
+    with pytest.raises(PkiError, match=r"lacks its address 192\.168\.61\.30"):
         host_pki_files(pki_dir, grown, grown.host("node03"))
     with pytest.raises(PkiError, match="not in cluster"):
         host_pki_files(pki_dir, cluster, HostSpec("stranger", "10.1.1.1", frozenset({"node"})))

@@ -237,7 +237,7 @@ def test_garbage_raises_a_clear_error(text: str, message: str) -> None:
 
 def test_truncated_certificate(ca: Issued) -> None:
     der = ca.cert.public_bytes(serialization.Encoding.DER)
-    with pytest.raises(CertificateParseError, match="not a valid X.509 certificate"):
+    with pytest.raises(CertificateParseError, match=r"not a valid X\.509 certificate"):
         parse_der_certificate(der[:-20])
 
 
