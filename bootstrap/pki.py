@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import fcntl
 import ipaddress
 import json
 import os
 import re
 import secrets
 import stat
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -862,7 +863,10 @@ def _signature_hash(key: SigningKey) -> hashes.SHA256 | hashes.SHA384 | hashes.S
 
 
 def _load_private_key(path: Path) -> SigningKey:
-    data = path.read_bytes()
+    return _parse_private_key(path.read_bytes(), str(path))
+
+
+def _parse_private_key(data: bytes, path: str) -> SigningKey:
     try:
         # OpenSSL's RSA consistency check costs ~30 ms a key; the sign-and-verify below proves the
         # same thing that matters here (the private half works with the public half) in ~1 ms.
@@ -1094,19 +1098,20 @@ class _Files:
         else:
             notes.append(f"{path.name} has mode {mode:04o}; would narrow to {KEY_FILE_MODE:04o}")
 
-    def set_aside(self, path: Path, stamp: str) -> Path | None:
-        """Move a replaced CA file out of the way (kept, never deleted: we did not necessarily create it)."""
-        if not path.exists():
-            return None
-        target = path.with_name(f"{path.name}.replaced-{stamp}")
-        counter = 1
-        while target.exists():
-            counter += 1
-            target = path.with_name(f"{path.name}.replaced-{stamp}-{counter}")
+    def move(self, source: Path, target: Path) -> None:
         if self.apply:
-            os.replace(path, target)
+            os.replace(source, target)
             self.plan.changed_paths.append(target)
-        return target
+
+
+def _aside_path(path: Path, stamp: str) -> Path:
+    """Where a replaced CA file is kept (never deleted: we did not necessarily create it)."""
+    target = path.with_name(f"{path.name}.replaced-{stamp}")
+    counter = 1
+    while os.path.lexists(target):
+        counter += 1
+        target = path.with_name(f"{path.name}.replaced-{stamp}-{counter}")
+    return target
 
 
 @dataclass
@@ -1147,12 +1152,13 @@ def _ensure_ca(run: _Run, inputs: AuthorityInputs, directory: Path) -> _Authorit
     cert_exists, key_exists = os.path.lexists(cert_path), os.path.lexists(key_path)
     notes: list[str] = []
     reasons: list[str] = []
+    set_aside: list[tuple[Path, Path]] = []
     if inputs.name in run.replace and (cert_exists or key_exists):
         action = Action.REPLACE
         stamp = run.now.strftime("%Y%m%dT%H%M%SZ")
-        kept = [run.files.set_aside(p, stamp) for p in (cert_path, key_path)]
+        set_aside = [(p, _aside_path(p, stamp)) for p in (cert_path, key_path) if os.path.lexists(p)]
         reasons.append("replace_ca asked for it")
-        notes.append("previous CA kept as " + ", ".join(p.name for p in kept if p is not None))
+        notes.append("previous CA kept as " + ", ".join(target.name for _, target in set_aside))
     elif cert_exists and key_exists:
         state = _load_existing_ca(run, inputs, cert_path, key_path, notes)
         run.plan.items.append(PlanItem(inputs.name, "ca", Action.REUSE, (), tuple(notes), (cert_path, key_path)))
@@ -1186,6 +1192,9 @@ def _ensure_ca(run: _Run, inputs: AuthorityInputs, directory: Path) -> _Authorit
         not_before=not_before,
         not_after=not_after,
     )
+    # Only now that the new CA exists is the old one moved aside: a failure above leaves it in place.
+    for source, target in set_aside:
+        run.files.move(source, target)
     run.files.write(key_path, _private_key_pem(key), secret=True)
     run.files.write(cert_path, _cert_pem(cert), secret=False, durable=True)
     return _AuthorityState(inputs.name, cert, key, cert.not_valid_after_utc, fresh=True)
@@ -1431,17 +1440,36 @@ def _run_pki(
     plan = PkiPlan(pki_dir=pki_dir, applied=apply)
     run = _Run(plan, _Files(plan), moment, renewal_window, _replace_set(replace_ca), key_factory)
     run.files.ensure_directory(pki_dir)
-    for inputs in (etcd_inputs, kubernetes_inputs):
-        plan.notes += [f"{inputs.name}: {note}" for note in inputs.notes]
-        directory = pki_dir / inputs.name
-        run.files.ensure_directory(directory)
-        ca = _ensure_ca(run, inputs, directory)
-        for leaf in inputs.leaves:
-            _ensure_leaf(run, ca, leaf, directory)
-        if inputs.name == KUBERNETES:
-            _ensure_service_account(run, directory)
-        _ensure_json_inputs(run, inputs, directory)
+    with _exclusive(pki_dir, apply):
+        for inputs in (etcd_inputs, kubernetes_inputs):
+            plan.notes += [f"{inputs.name}: {note}" for note in inputs.notes]
+            directory = pki_dir / inputs.name
+            run.files.ensure_directory(directory)
+            ca = _ensure_ca(run, inputs, directory)
+            for leaf in inputs.leaves:
+                _ensure_leaf(run, ca, leaf, directory)
+            if inputs.name == KUBERNETES:
+                _ensure_service_account(run, directory)
+            _ensure_json_inputs(run, inputs, directory)
     return plan
+
+
+@contextlib.contextmanager
+def _exclusive(pki_dir: Path, apply: bool) -> Iterator[None]:
+    """One applying run at a time: two racing first runs would each make a CA and sign with it."""
+    if not apply:
+        yield
+        return
+    lock_path = pki_dir / ".lock"
+    descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, KEY_FILE_MODE)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PkiError(f"{pki_dir} is in use by another kubeproof run (it holds {lock_path})") from None
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
 
 
 def plan_pki(
@@ -1570,12 +1598,36 @@ def host_pki_files(pki_dir: Path, cluster: Cluster, host: HostSpec) -> list[Remo
     for remote_path, local_path, secret in wanted:
         mode = KEY_FILE_MODE if secret else CERT_FILE_MODE
         files[remote_path] = RemoteFile(remote_path, _read_pki_file(local_path), mode, secret)
-    _check_serves_host(files, host)
+    _check_shippable(files, host)
     return [files[path] for path in sorted(files)]
 
 
-def _check_serves_host(files: Mapping[str, RemoteFile], host: HostSpec) -> None:
-    """Refuse to ship a serving certificate that does not name the host (the PKI step was not re-run)."""
+# Each shipped leaf certificate, its key and its CA certificate (remote paths).
+_SHIPPED_PAIRS = (
+    (f"{REMOTE_ETCD_SSL}/server.pem", f"{REMOTE_ETCD_SSL}/server-key.pem", f"{REMOTE_ETCD_SSL}/ca.pem"),
+    *(
+        (
+            f"{REMOTE_KUBERNETES_SSL}/{stem}.pem",
+            f"{REMOTE_KUBERNETES_SSL}/{stem}-key.pem",
+            f"{REMOTE_KUBERNETES_SSL}/ca.pem",
+        )
+        for stem in ("apiserver", "admin", "kube-proxy")
+    ),
+)
+
+
+def _check_shippable(files: Mapping[str, RemoteFile], host: HostSpec) -> None:
+    """Refuse to ship a PKI that would not work on the host: a broken chain, a key that does not
+    match its certificate, or a serving certificate that does not name the host (the PKI step was
+    not re-run after the cluster changed)."""
+    for cert_path, key_path, ca_path in _SHIPPED_PAIRS:
+        if cert_path not in files:
+            continue
+        if (why := verify_issued_by(files[cert_path].data, files[ca_path].data)) is not None:
+            raise PkiError(f"{cert_path} for {host.name}: {why}; re-run the PKI step (ensure_pki)")
+        key = _parse_private_key(files[key_path].data, key_path)
+        if _spki(key) != parse_certificate(files[cert_path].data).spki_sha256:
+            raise PkiError(f"{key_path} for {host.name} does not match {cert_path}; re-run the PKI step (ensure_pki)")
     address = _normalized_host(host.address)
     for role, remote_path in (
         ("etcd", f"{REMOTE_ETCD_SSL}/server.pem"),

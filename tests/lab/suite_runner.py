@@ -95,7 +95,5 @@ def _read_junit(path: Path) -> list[Outcome]:
                 outcome = "error"
             elif case.find("skipped") is not None:
                 outcome = "skipped"
-        outcomes.append(
-            Outcome(key, properties.get("invariant") or "", properties.get("host") or "", outcome, message)
-        )
+        outcomes.append(Outcome(key, properties.get("invariant") or "", properties.get("host") or "", outcome, message))
     return outcomes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import os
@@ -615,6 +616,29 @@ def test_stale_pki_is_not_shipped(made: PkiPlan, cluster: Cluster, pki_dir: Path
         host_pki_files(pki_dir, grown, grown.host("node03"))
     with pytest.raises(PkiError, match="not in cluster"):
         host_pki_files(pki_dir, cluster, HostSpec("stranger", "10.1.1.1", frozenset({"node"})))
+
+
+def test_an_inconsistent_pki_is_not_shipped(made: PkiPlan, cluster: Cluster, pki_dir: Path) -> None:
+    kubernetes_dir = pki_dir / "kubernetes"
+    shutil.copy(kubernetes_dir / "admin-key.pem", kubernetes_dir / "apiserver-key.pem")
+    with pytest.raises(PkiError, match=r"apiserver-key\.pem for master01 does not match"):
+        host_pki_files(pki_dir, cluster, cluster.host("master01"))
+    for suffix in (".pem", "-key.pem"):
+        shutil.copy(kubernetes_dir / f"kube-proxy{suffix}", pki_dir / "etcd" / f"server{suffix}")
+    with pytest.raises(PkiError, match=r"server\.pem for node01: its issuer"):
+        host_pki_files(pki_dir, cluster, cluster.host("node01"))
+
+
+def test_one_applying_run_at_a_time(made: PkiPlan, cluster: Cluster, pki_dir: Path, keys: PooledKeys) -> None:
+    descriptor = os.open(pki_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        with pytest.raises(PkiError, match="in use by another kubeproof run"):
+            ensure_pki(cluster, pki_dir, now=NOW, key_factory=keys)
+        assert set(actions(plan_pki(cluster, pki_dir, now=NOW)).values()) == {Action.REUSE}  # reading is fine
+    finally:
+        os.close(descriptor)
+    assert not ensure_pki(cluster, pki_dir, now=NOW, key_factory=keys).changed
 
 
 def test_missing_pki_is_reported(cluster: Cluster, pki_dir: Path) -> None:

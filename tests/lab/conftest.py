@@ -1,0 +1,73 @@
+"""Fixtures shared by the lab self-tests (tests/lab/): the lab's settings, its cluster file, SSH."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from lab.dockercli import Docker
+from lab.labctl import cluster_file_if_up, up
+from lab.progress import Progress
+from lab.settings import LAB_NODES, LabSettings, NodeSpec
+from lab.ssh_material import RemoteResult, connect, run_remote
+
+
+@pytest.fixture(scope="session")
+def lab_settings() -> LabSettings:
+    """The default lab ($KUBEPROOF_STATE/lab), as `python -m lab up` without options uses it."""
+    return LabSettings.create()
+
+
+@pytest.fixture(scope="session")
+def docker() -> Docker:
+    return Docker.connect()
+
+
+@pytest.fixture(scope="session")
+def lab_cluster_file(lab_settings: LabSettings) -> Path:
+    """Path of the lab's cluster.yaml; runs `lab up` first unless the lab is already up."""
+    existing = cluster_file_if_up(lab_settings)
+    if existing is not None:
+        return existing
+    return up(lab_settings, Progress())
+
+
+class NodeShell:
+    """A paramiko connection to one lab node (strict host keys), for running argv lists."""
+
+    def __init__(self, node: NodeSpec, client: paramiko.SSHClient) -> None:
+        self.node = node
+        self.client = client
+
+    def run(self, argv: list[str], timeout: float = 120.0) -> RemoteResult:
+        return run_remote(self.client, argv, timeout=timeout)
+
+    def check(self, argv: list[str], timeout: float = 120.0) -> str:
+        result = self.run(argv, timeout=timeout)
+        assert result.exit_status == 0, (
+            f"{self.node.name}: {argv} exited {result.exit_status}: {result.stderr.strip() or result.stdout.strip()}"
+        )
+        return result.stdout
+
+    def wait_for_system_running(self, timeout: float = 60.0) -> str:
+        """`systemctl is-system-running`, waiting while it reports 'starting' or 'initializing'."""
+        deadline = time.monotonic() + timeout
+        state = ""
+        while time.monotonic() < deadline:
+            state = self.run(["systemctl", "is-system-running"]).stdout.strip()
+            if state not in ("starting", "initializing"):
+                return state
+            time.sleep(2.0)
+        return state
+
+
+@pytest.fixture(scope="session")
+def node_shells(lab_cluster_file: Path, lab_settings: LabSettings) -> Iterator[dict[str, NodeShell]]:
+    shells = {node.name: NodeShell(node, connect(node, lab_settings)) for node in LAB_NODES}
+    yield shells
+    for shell in shells.values():
+        shell.client.close()
