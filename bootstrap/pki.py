@@ -1413,7 +1413,8 @@ def _replace_set(replace_ca: bool | Iterable[str]) -> frozenset[str]:
         return frozenset(AUTHORITIES)
     if replace_ca is False:
         return frozenset()
-    names = frozenset(replace_ca)
+    # A bare "etcd" is one name, not the letters e, t, c, d.
+    names = frozenset({replace_ca}) if isinstance(replace_ca, str) else frozenset(replace_ca)
     unknown = names - set(AUTHORITIES)
     if unknown:
         raise PkiError(f"replace_ca: unknown authority {sorted(unknown)} (known: {', '.join(AUTHORITIES)})")

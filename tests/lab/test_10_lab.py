@@ -8,8 +8,8 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from lab.artifacts import read_manifest, sha256_file, versioned_artifacts
 from lab.artifacts import check_version as check_artifact_version
+from lab.artifacts import read_manifest, sha256_file, versioned_artifacts
 from lab.cluster_file import PAUSE_IMAGE, TEST_IMAGE
 from lab.dockercli import Docker
 from lab.labctl import down, lab_objects, up
@@ -188,7 +188,10 @@ def test_ssh_config_works_for_openssh(lab_cluster_file: Path, lab_settings: LabS
         pytest.skip("no OpenSSH client on this machine (paramiko paths are tested above)")
     result = subprocess.run(
         [ssh, "-F", str(lab_settings.ssh_config_file), "-o", "BatchMode=yes", "node01", "hostname"],
-        capture_output=True, text=True, timeout=30, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "node01"

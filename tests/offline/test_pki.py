@@ -479,6 +479,15 @@ def test_replace_ca_for_one_authority(made: PkiPlan, cluster: Cluster, pki_dir: 
     assert snapshot(pki_dir)["kubernetes/ca.pem"] == before["kubernetes/ca.pem"]
     with pytest.raises(PkiError, match="unknown authority"):
         ensure_pki(cluster, pki_dir, now=NOW, replace_ca=["etdc"], key_factory=keys)
+    later = NOW + timedelta(seconds=1)  # a second replacement keeps the first one's files too
+    assert (
+        ensure_pki(cluster, pki_dir, now=later, replace_ca="kubernetes", key_factory=keys)
+        .item("kubernetes", "ca")
+        .action
+        is Action.REPLACE
+    )
+    assert len(list((pki_dir / "etcd").glob("ca-key.pem.replaced-*"))) == 1
+    assert len(list((pki_dir / "kubernetes").glob("ca-key.pem.replaced-*"))) == 1
 
 
 def test_a_leaf_from_another_ca_is_reissued(made: PkiPlan, cluster: Cluster, pki_dir: Path) -> None:
