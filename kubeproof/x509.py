@@ -102,8 +102,9 @@ class CertInfo:
 
     @property
     def pem(self) -> str:
-        body = base64.encodebytes(self.der).decode("ascii")
-        return "-----BEGIN CERTIFICATE-----\n" + body + "-----END CERTIFICATE-----\n"
+        encoded = base64.b64encode(self.der).decode("ascii")
+        lines = [encoded[i : i + 64] for i in range(0, len(encoded), 64)]  # RFC 7468 line length
+        return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
 
     @property
     def lifetime(self) -> timedelta:

@@ -26,7 +26,6 @@ from lab.errors import LabError
 from lab.pod_images import (
     BUSYBOX_PACKAGE,
     PAUSE_IMAGE,
-    POD_IMAGES,
     TEST_IMAGE,
     ensure_pod_image_tarballs,
     find_go,
@@ -58,17 +57,46 @@ K8S_LDFLAGS = " ".join(
 # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with ./staging/...;
 # a module that requires it must replace them with the matching published releases.
 K8S_STAGING_MODULES: tuple[str, ...] = (
-    "api", "apiextensions-apiserver", "apimachinery", "apiserver", "cli-runtime", "client-go",
-    "cloud-provider", "cluster-bootstrap", "code-generator", "component-base", "component-helpers",
-    "controller-manager", "cri-api", "cri-client", "csi-translation-lib",
-    "dynamic-resource-allocation", "endpointslice", "externaljwt", "kms", "kube-aggregator",
-    "kube-controller-manager", "kube-proxy", "kube-scheduler", "kubectl", "kubelet", "metrics",
-    "mount-utils", "pod-security-admission", "sample-apiserver", "sample-cli-plugin",
+    "api",
+    "apiextensions-apiserver",
+    "apimachinery",
+    "apiserver",
+    "cli-runtime",
+    "client-go",
+    "cloud-provider",
+    "cluster-bootstrap",
+    "code-generator",
+    "component-base",
+    "component-helpers",
+    "controller-manager",
+    "cri-api",
+    "cri-client",
+    "csi-translation-lib",
+    "dynamic-resource-allocation",
+    "endpointslice",
+    "externaljwt",
+    "kms",
+    "kube-aggregator",
+    "kube-controller-manager",
+    "kube-proxy",
+    "kube-scheduler",
+    "kubectl",
+    "kubelet",
+    "metrics",
+    "mount-utils",
+    "pod-security-admission",
+    "sample-apiserver",
+    "sample-cli-plugin",
     "sample-controller",
 )
 K8S_STAGING_VERSION = "v0." + KUBERNETES_VERSION.lstrip("v").split(".", 1)[1]
 K8S_COMMANDS: tuple[str, ...] = (
-    "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kube-proxy",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "kubelet",
+    "kube-proxy",
 )
 
 FLANNEL_MODULE = "github.com/flannel-io/flannel"
@@ -108,6 +136,7 @@ class Artifact:
 
 
 def _k8s_artifact(command: str) -> Artifact:
+    argv: tuple[str, ...]
     if command == "kubectl":
         argv, text = ("version", "--client"), f"Client Version: {KUBERNETES_VERSION}"
     else:
@@ -119,31 +148,72 @@ def _k8s_artifact(command: str) -> Artifact:
 
 BINARY_ARTIFACTS: tuple[Artifact, ...] = (
     *(_k8s_artifact(command) for command in K8S_COMMANDS),
-    Artifact("etcd", ETCD_VERSION, f"{ETCD_DIR}/etcd", "debian:etcd-server", ("--version",), f"etcd Version: {ETCD_VERSION}"),
-    Artifact("etcdctl", ETCD_VERSION, f"{ETCD_DIR}/etcdctl", "debian:etcd-client", ("version",), f"etcdctl version: {ETCD_VERSION}"),
     Artifact(
-        "flanneld", FLANNEL_VERSION, f"{FLANNEL_DIR}/flanneld", f"{FLANNEL_MODULE}@{FLANNEL_VERSION}",
-        ("--version",), FLANNEL_VERSION,
+        "etcd", ETCD_VERSION, f"{ETCD_DIR}/etcd", "debian:etcd-server", ("--version",), f"etcd Version: {ETCD_VERSION}"
     ),
     Artifact(
-        "mk-docker-opts.sh", FLANNEL_VERSION, f"{FLANNEL_DIR}/mk-docker-opts.sh", f"{FLANNEL_MODULE}@{FLANNEL_VERSION}",
-        None, None, no_version_reason="a shell helper from flannel's dist/ with no version option",
+        "etcdctl",
+        ETCD_VERSION,
+        f"{ETCD_DIR}/etcdctl",
+        "debian:etcd-client",
+        ("version",),
+        f"etcdctl version: {ETCD_VERSION}",
     ),
     Artifact(
-        "cri-dockerd", CRI_DOCKERD_VERSION, "cri-dockerd/cri-dockerd", f"{CRI_DOCKERD_MODULE}@v{CRI_DOCKERD_VERSION}",
-        ("--version",), f"cri-dockerd {CRI_DOCKERD_VERSION}",
+        "flanneld",
+        FLANNEL_VERSION,
+        f"{FLANNEL_DIR}/flanneld",
+        f"{FLANNEL_MODULE}@{FLANNEL_VERSION}",
+        ("--version",),
+        FLANNEL_VERSION,
+    ),
+    Artifact(
+        "mk-docker-opts.sh",
+        FLANNEL_VERSION,
+        f"{FLANNEL_DIR}/mk-docker-opts.sh",
+        f"{FLANNEL_MODULE}@{FLANNEL_VERSION}",
+        None,
+        None,
+        no_version_reason="a shell helper from flannel's dist/ with no version option",
+    ),
+    Artifact(
+        "cri-dockerd",
+        CRI_DOCKERD_VERSION,
+        "cri-dockerd/cri-dockerd",
+        f"{CRI_DOCKERD_MODULE}@v{CRI_DOCKERD_VERSION}",
+        ("--version",),
+        f"cri-dockerd {CRI_DOCKERD_VERSION}",
     ),
     Artifact("cfssl", "1.2.0", "cfssl/cfssl", "debian:golang-cfssl", ("version",), "Version: 1.2.0"),
     Artifact(
-        "cfssljson", "1.2.0", "cfssl/cfssljson", "debian:golang-cfssl", None, None,
+        "cfssljson",
+        "1.2.0",
+        "cfssl/cfssljson",
+        "debian:golang-cfssl",
+        None,
+        None,
         no_version_reason="cfssljson 1.2.0 has no version option (its package, golang-cfssl, is pinned)",
     ),
 )
 IMAGE_ARTIFACTS: tuple[Artifact, ...] = (
-    Artifact("pause.tar", PAUSE_IMAGE.version, f"images/{PAUSE_IMAGE.tarball_name}", "lab:lab/images/pause", None, None,
-             no_version_reason="an image tarball; its tag kubeproof/pause:3.10 carries the version"),
-    Artifact("testbox.tar", TEST_IMAGE.version, f"images/{TEST_IMAGE.tarball_name}", f"debian:{BUSYBOX_PACKAGE}", None, None,
-             no_version_reason="an image tarball; its tag kubeproof/testbox:1 carries the version"),
+    Artifact(
+        "pause.tar",
+        PAUSE_IMAGE.version,
+        f"images/{PAUSE_IMAGE.tarball_name}",
+        "lab:lab/images/pause",
+        None,
+        None,
+        no_version_reason="an image tarball; its tag kubeproof/pause:3.10 carries the version",
+    ),
+    Artifact(
+        "testbox.tar",
+        TEST_IMAGE.version,
+        f"images/{TEST_IMAGE.tarball_name}",
+        f"debian:{BUSYBOX_PACKAGE}",
+        None,
+        None,
+        no_version_reason="an image tarball; its tag kubeproof/testbox:1 carries the version",
+    ),
 )
 ALL_ARTIFACTS: tuple[Artifact, ...] = BINARY_ARTIFACTS + IMAGE_ARTIFACTS
 
@@ -265,9 +335,7 @@ def go_version(go: str) -> str:
 
 
 def debian_package_version(package: str) -> str:
-    result = subprocess.run(
-        ["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True, check=False
-    )
+    result = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True, check=False)
     if result.returncode != 0 or not result.stdout.strip():
         raise LabError(f"Debian package {package} is not installed: apt-get install {package}")
     return result.stdout.strip()
@@ -387,7 +455,9 @@ def wait_for_foreign_go_builds(progress: Progress) -> None:
 
 
 def _go_mod_json(go: str, go_mod: Path, cwd: Path) -> dict[str, Any]:
-    result = subprocess.run([go, "mod", "edit", "-json", str(go_mod)], cwd=cwd, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [go, "mod", "edit", "-json", str(go_mod)], cwd=cwd, capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         return {}
     parsed: dict[str, Any] = json.loads(result.stdout)
@@ -397,7 +467,11 @@ def _go_mod_json(go: str, go_mod: Path, cwd: Path) -> dict[str, Any]:
 def _module_info(go: str, module_at_version: str, cwd: Path) -> dict[str, Any]:
     result = subprocess.run(
         [go, "mod", "download", "-json", module_at_version],
-        cwd=cwd, capture_output=True, text=True, env=go_environment(cgo=False), check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=go_environment(cgo=False),
+        check=False,
     )
     try:
         info: dict[str, Any] = json.loads(result.stdout)
@@ -462,13 +536,21 @@ def prepare_wrapper(wrapper: GoWrapper, go: str, progress: Progress) -> Path:
         tools.write_text(wrapper.tools_go())
     replaces = desired_replaces(wrapper, go, work)
     go_mod = work / "go.mod"
-    if go_mod.is_file() and (work / "go.sum").is_file() and go_mod_satisfies(_go_mod_json(go, go_mod, work), wrapper, replaces):
+    if (
+        go_mod.is_file()
+        and (work / "go.sum").is_file()
+        and go_mod_satisfies(_go_mod_json(go, go_mod, work), wrapper, replaces)
+    ):
         return work
     go_mod.write_text(render_go_mod(wrapper, replaces))
     with progress.step(f"go mod tidy in {work}"):
         run_logged(
-            [go, "mod", "tidy"], cwd=work, env=go_environment(cgo=False), log_path=work / "tidy.log",
-            progress=progress, label=f"go mod tidy ({wrapper.directory})",
+            [go, "mod", "tidy"],
+            cwd=work,
+            env=go_environment(cgo=False),
+            log_path=work / "tidy.log",
+            progress=progress,
+            label=f"go mod tidy ({wrapper.directory})",
         )
     return work
 
@@ -514,8 +596,12 @@ def build_go_binary(
     wait_for_foreign_go_builds(progress)
     with progress.step(f"go build {binary.artifact} ({binary.package})"):
         run_logged(
-            argv, cwd=work, env=go_environment(cgo=binary.cgo), log_path=work / "build.log",
-            progress=progress, label=f"go build {binary.artifact}",
+            argv,
+            cwd=work,
+            env=go_environment(cgo=binary.cgo),
+            log_path=work / "build.log",
+            progress=progress,
+            label=f"go build {binary.artifact}",
         )
     stamp_path.write_text(json.dumps(stamp, indent=2) + "\n")
     return output
@@ -526,9 +612,12 @@ def build_go_binary(
 
 def install_file(source: Path, destination: Path, mode: int = 0o755) -> None:
     """Copy source to destination atomically, unless it is already there with the same bytes."""
-    if destination.is_file() and destination.stat().st_size == source.stat().st_size:
-        if sha256_file(destination) == sha256_file(source):
-            return
+    if (
+        destination.is_file()
+        and destination.stat().st_size == source.stat().st_size
+        and sha256_file(destination) == sha256_file(source)
+    ):
+        return
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".partial")
     shutil.copyfile(source, partial)
@@ -574,7 +663,12 @@ def build_artifacts(
     opts_artifact = artifact_by_name("mk-docker-opts.sh")
     install_file(flannel_module_dir / "dist" / "mk-docker-opts.sh", directory / opts_artifact.path)
     measurements.append(
-        Measurement(opts_artifact, f"module:{FLANNEL_MODULE}@{FLANNEL_VERSION}", "", f"{FLANNEL_MODULE}@{FLANNEL_VERSION}:dist/mk-docker-opts.sh")
+        Measurement(
+            opts_artifact,
+            f"module:{FLANNEL_MODULE}@{FLANNEL_VERSION}",
+            "",
+            f"{FLANNEL_MODULE}@{FLANNEL_VERSION}:dist/mk-docker-opts.sh",
+        )
     )
 
     for name, (source_file, package) in DEBIAN_COPIES.items():
@@ -604,7 +698,9 @@ def build_artifacts(
                     progress.say(f"  warning: {warning}")
     if update_lock:
         write_lock(measurements)
-        progress.say(f"  pinned {sum(1 for m in measurements if m.artifact in BINARY_ARTIFACTS)} artifacts in {LOCK_FILE}")
+        progress.say(
+            f"  pinned {sum(1 for m in measurements if m.artifact in BINARY_ARTIFACTS)} artifacts in {LOCK_FILE}"
+        )
 
     manifest = {
         "toolchain": go_toolchain,

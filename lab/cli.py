@@ -10,7 +10,6 @@ import argparse
 import os
 import select
 import shutil
-import socket
 import sys
 import termios
 import tty
@@ -37,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m lab",
         description="The kubeproof lab: the guide's three hosts as node containers reached by SSH.",
     )
-    parser.add_argument("--name", default=DEFAULT_LAB_NAME, help="lab name, the value of the io.kubeproof.lab label (default: lab)")
+    parser.add_argument(
+        "--name", default=DEFAULT_LAB_NAME, help="lab name, the value of the io.kubeproof.lab label (default: lab)"
+    )
     parser.add_argument(
         "--state-dir",
         type=Path,
@@ -51,8 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("status", help="each node's state, address and whether SSH answers")
     ssh_parser = commands.add_parser("ssh", help="open a shell on a node (OpenSSH with the lab's ssh_config)")
     ssh_parser.add_argument("node", help=", ".join(node.name for node in LAB_NODES))
-    ssh_parser.add_argument("remote_command", nargs=argparse.REMAINDER, help="optional command to run instead of a shell")
-    artifacts_parser = commands.add_parser("artifacts", help="build or verify the artifacts under $KUBEPROOF_CACHE/artifacts")
+    ssh_parser.add_argument(
+        "remote_command", nargs=argparse.REMAINDER, help="optional command to run instead of a shell"
+    )
+    artifacts_parser = commands.add_parser(
+        "artifacts", help="build or verify the artifacts under $KUBEPROOF_CACHE/artifacts"
+    )
     artifacts_parser.add_argument(
         "--update-lock", action="store_true", help="write the measured sha256 values into lab/artifacts.lock.json"
     )
@@ -110,7 +115,7 @@ def open_ssh(settings: LabSettings, node_name: str, remote_command: Sequence[str
     if ssh_binary is not None:
         sys.stdout.flush()
         # Replace this process: the user's terminal talks to OpenSSH directly.
-        os.execv(ssh_binary, [ssh_binary, "-F", str(settings.ssh_config_file), node.name, *remote_command])
+        os.execv(ssh_binary, [ssh_binary, "-F", str(settings.ssh_config_file), node.name, *remote_command])  # noqa: S606 -- argv list, no shell
     return paramiko_session(settings, node_name, remote_command)
 
 
@@ -151,7 +156,7 @@ def _pump(channel: paramiko.Channel, interactive: bool) -> None:
             if channel in ready:
                 try:
                     data = channel.recv(32768)
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 if not data:
                     break

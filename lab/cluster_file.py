@@ -33,7 +33,7 @@ class ClusterFileInputs:
 
 def _scalar(value: str) -> str:
     # JSON strings are valid YAML double-quoted scalars; plain words stay plain for readability.
-    if value and all(ch.isalnum() or ch in "._-/:" for ch in value) and not value[0] in "-:":
+    if value and all(ch.isalnum() or ch in "._-/:" for ch in value) and value[0] not in "-:":
         return value
     return json.dumps(value)
 

@@ -30,9 +30,7 @@ class Docker:
     def connect(cls) -> Docker:
         executable = shutil.which("docker")
         if executable is None:
-            raise LabError(
-                "docker not found on PATH: install it (apt-get install docker.io) and start dockerd"
-            )
+            raise LabError("docker not found on PATH: install it (apt-get install docker.io) and start dockerd")
         docker = cls(executable)
         try:
             result = subprocess.run(
@@ -65,9 +63,7 @@ class Docker:
         except subprocess.TimeoutExpired as exc:
             raise DockerError(f"`docker {' '.join(args[:3])}` did not finish within {timeout} s") from exc
         if check and result.returncode != 0:
-            raise DockerError(
-                f"`docker {' '.join(args[:3])}` failed: {first_line(result.stderr) or result.returncode}"
-            )
+            raise DockerError(f"`docker {' '.join(args[:3])}` failed: {first_line(result.stderr) or result.returncode}")
         return result
 
     def output(self, args: Sequence[str], *, timeout: float | None = 600) -> str:

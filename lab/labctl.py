@@ -6,6 +6,7 @@ creates it, so an interrupted `up` leaves only labelled objects, and `down` remo
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import shutil
@@ -22,7 +23,7 @@ from lab.artifacts import build_artifacts, missing_artifacts
 from lab.cluster_file import ClusterFileInputs, render_cluster_file
 from lab.dockercli import Docker
 from lab.errors import LabError
-from lab.node_image import node_image_tag, ensure_node_image
+from lab.node_image import ensure_node_image, node_image_tag
 from lab.pod_images import ensure_pod_image_tarballs, load_pod_images
 from lab.progress import Progress
 from lab.settings import (
@@ -31,7 +32,6 @@ from lab.settings import (
     LAB_NODES,
     LAB_SUBNET,
     NODE_LABEL,
-    RECIPE_LABEL,
     STATE_DIR_LABEL,
     LabSettings,
     NodeSpec,
@@ -54,10 +54,13 @@ from lab.ssh_material import (
 # on purpose: nodes share the machine's kernel clock, so no node may ever set it.
 NODE_CAPABILITY_ARGS: tuple[str, ...] = ("--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--cap-drop", "SYS_TIME")
 NODE_SECURITY_ARGS: tuple[str, ...] = (
-    "--security-opt", "seccomp=unconfined",
-    "--security-opt", "apparmor=unconfined",
+    "--security-opt",
+    "seccomp=unconfined",
+    "--security-opt",
+    "apparmor=unconfined",
     # /proc/sys writable, so the installer's sysctls (ENV-06, ip_forward) work as on a VM.
-    "--security-opt", "systempaths=unconfined",
+    "--security-opt",
+    "systempaths=unconfined",
 )
 BOOT_TIMEOUT_SECONDS = 120.0
 SSH_READY_TIMEOUT_SECONDS = 60.0
@@ -74,23 +77,35 @@ class NodeState:
 def node_run_args(settings: LabSettings, node: NodeSpec, image: str) -> list[str]:
     """`docker run` arguments for one node (argv list; no shell involved)."""
     return [
-        "run", "--detach",
-        "--name", node.name,
-        "--hostname", node.name,
-        "--network", settings.network_name,
-        "--ip", node.address,
-        "--label", f"{LAB_LABEL}={settings.name}",
-        "--label", f"{NODE_LABEL}={node.name}",
+        "run",
+        "--detach",
+        "--name",
+        node.name,
+        "--hostname",
+        node.name,
+        "--network",
+        settings.network_name,
+        "--ip",
+        node.address,
+        "--label",
+        f"{LAB_LABEL}={settings.name}",
+        "--label",
+        f"{NODE_LABEL}={node.name}",
         *NODE_CAPABILITY_ARGS,
         *NODE_SECURITY_ARGS,
         # Each node its own cgroup root (two kubelets must not fight over /kubepods).
-        "--cgroupns", "private",
-        "--tmpfs", "/run",
-        "--tmpfs", "/run/lock",
+        "--cgroupns",
+        "private",
+        "--tmpfs",
+        "/run",
+        "--tmpfs",
+        "/run/lock",
         # systemd halts cleanly on SIGRTMIN+3 (docker import cannot record STOPSIGNAL).
-        "--stop-signal", "SIGRTMIN+3",
+        "--stop-signal",
+        "SIGRTMIN+3",
         # Docker inside a node on the container's overlay falls back to vfs; a volume gives overlay2.
-        "--volume", f"{settings.volume_name(node)}:/var/lib/docker",
+        "--volume",
+        f"{settings.volume_name(node)}:/var/lib/docker",
         image,
     ]
 
@@ -115,7 +130,11 @@ def check_network_conflicts(docker: Docker, settings: LabSettings) -> dict[str, 
     network_ids = docker.lines(["network", "ls", "--quiet", "--no-trunc"])
     for network in docker.inspect("network", network_ids):
         name = str(network.get("Name"))
-        subnets = [str(config.get("Subnet")) for config in (network.get("IPAM") or {}).get("Config") or [] if config.get("Subnet")]
+        subnets = [
+            str(config.get("Subnet"))
+            for config in (network.get("IPAM") or {}).get("Config") or []
+            if config.get("Subnet")
+        ]
         if name == settings.network_name:
             if not _is_ours(network, settings):
                 raise LabError(
@@ -211,12 +230,19 @@ def up(settings: LabSettings, progress: Progress) -> Path:
         public_key = ensure_keypair(settings)
         for node in LAB_NODES:
             install_authorized_key(docker, node, public_key)
-        write_if_changed(settings.known_hosts_file, render_known_hosts(
-            ((node.name, node.address), host_keys[node.name]) for node in LAB_NODES
-        ))
-        write_if_changed(settings.ssh_config_file, render_ssh_config(
-            LAB_NODES, user=SSH_USER, identity_file=settings.private_key_file, known_hosts_file=settings.known_hosts_file
-        ))
+        write_if_changed(
+            settings.known_hosts_file,
+            render_known_hosts(((node.name, node.address), host_keys[node.name]) for node in LAB_NODES),
+        )
+        write_if_changed(
+            settings.ssh_config_file,
+            render_ssh_config(
+                LAB_NODES,
+                user=SSH_USER,
+                identity_file=settings.private_key_file,
+                known_hosts_file=settings.known_hosts_file,
+            ),
+        )
     with progress.step("SSH answers on every node (strict host keys)"):
         for node in LAB_NODES:
             wait_for_ssh(node, settings)
@@ -241,18 +267,26 @@ def up(settings: LabSettings, progress: Progress) -> Path:
 
 
 def create_network(docker: Docker, settings: LabSettings) -> None:
-    docker.run([
-        "network", "create",
-        "--driver", "bridge",
-        "--subnet", str(LAB_SUBNET),
-        "--gateway", str(LAB_GATEWAY),
-        # Internal: no route out of the lab. The machine still reaches the nodes (the bridge holds
-        # the gateway address) and the nodes reach each other, nothing else (the lab's network rule).
-        "--internal",
-        "--label", f"{LAB_LABEL}={settings.name}",
-        "--label", f"{STATE_DIR_LABEL}={settings.state_dir}",
-        settings.network_name,
-    ])
+    docker.run(
+        [
+            "network",
+            "create",
+            "--driver",
+            "bridge",
+            "--subnet",
+            str(LAB_SUBNET),
+            "--gateway",
+            str(LAB_GATEWAY),
+            # Internal: no route out of the lab. The machine still reaches the nodes (the bridge holds
+            # the gateway address) and the nodes reach each other, nothing else (the lab's network rule).
+            "--internal",
+            "--label",
+            f"{LAB_LABEL}={settings.name}",
+            "--label",
+            f"{STATE_DIR_LABEL}={settings.state_dir}",
+            settings.network_name,
+        ]
+    )
 
 
 def start_nodes(
@@ -264,12 +298,17 @@ def start_nodes(
         if container is None:
             volume = settings.volume_name(node)
             if volume not in existing_volumes:
-                docker.run([
-                    "volume", "create",
-                    "--label", f"{LAB_LABEL}={settings.name}",
-                    "--label", f"{NODE_LABEL}={node.name}",
-                    volume,
-                ])
+                docker.run(
+                    [
+                        "volume",
+                        "create",
+                        "--label",
+                        f"{LAB_LABEL}={settings.name}",
+                        "--label",
+                        f"{NODE_LABEL}={node.name}",
+                        volume,
+                    ]
+                )
             docker.run(node_run_args(settings, node, image))
             progress.say(f"  created {node.name} ({node.address})")
             continue
@@ -343,7 +382,9 @@ def wait_for_ssh(node: NodeSpec, settings: LabSettings) -> None:
         if hostname != node.name:
             raise LabError(f"{node.address} answers SSH as {hostname!r}, expected {node.name!r}")
         return
-    raise LabError(f"{node.name} ({node.address}) does not answer SSH within {SSH_READY_TIMEOUT_SECONDS:.0f} s: {last_error}")
+    raise LabError(
+        f"{node.name} ({node.address}) does not answer SSH within {SSH_READY_TIMEOUT_SECONDS:.0f} s: {last_error}"
+    )
 
 
 # ----------------------------------------------------------------------------- down
@@ -387,10 +428,9 @@ def remove_state_files(settings: LabSettings, progress: Progress) -> None:
                 removed.append(candidate.name)
     if removed:
         progress.say(f"  removed {', '.join(removed)} from {settings.state_dir}")
-    try:
+    # Not empty (someone else's files) or already gone: leave it.
+    with contextlib.suppress(OSError):
         settings.state_dir.rmdir()
-    except OSError:
-        pass  # not empty (someone else's files) or already gone: leave it
 
 
 # ----------------------------------------------------------------------------- status
@@ -408,10 +448,15 @@ def node_states(docker: Docker, settings: LabSettings) -> list[NodeState]:
         if item is None:
             states.append(NodeState(node.name, "absent", None, None))
             continue
-        networks = ((item.get("NetworkSettings") or {}).get("Networks") or {})
+        networks = (item.get("NetworkSettings") or {}).get("Networks") or {}
         address = (networks.get(settings.network_name) or {}).get("IPAddress") or None
         states.append(
-            NodeState(node.name, str((item.get("State") or {}).get("Status")), address, str((item.get("Config") or {}).get("Image")))
+            NodeState(
+                node.name,
+                str((item.get("State") or {}).get("Status")),
+                address,
+                str((item.get("Config") or {}).get("Image")),
+            )
         )
     return states
 

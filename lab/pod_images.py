@@ -31,10 +31,50 @@ BUSYBOX_PACKAGE = "busybox-static"
 
 # busybox applets linked into the test image: what smoke tests and humans reach for.
 TESTBOX_APPLETS: tuple[str, ...] = (
-    "sh", "ash", "ping", "ping6", "arping", "nc", "httpd", "wget", "nslookup", "ip", "ifconfig",
-    "route", "netstat", "traceroute", "hostname", "cat", "echo", "printf", "ls", "mkdir", "rm",
-    "touch", "tee", "head", "tail", "cut", "wc", "grep", "sed", "awk", "env", "id", "whoami",
-    "ps", "kill", "sleep", "timeout", "date", "uname", "true", "false", "test", "df", "mount",
+    "sh",
+    "ash",
+    "ping",
+    "ping6",
+    "arping",
+    "nc",
+    "httpd",
+    "wget",
+    "nslookup",
+    "ip",
+    "ifconfig",
+    "route",
+    "netstat",
+    "traceroute",
+    "hostname",
+    "cat",
+    "echo",
+    "printf",
+    "ls",
+    "mkdir",
+    "rm",
+    "touch",
+    "tee",
+    "head",
+    "tail",
+    "cut",
+    "wc",
+    "grep",
+    "sed",
+    "awk",
+    "env",
+    "id",
+    "whoami",
+    "ps",
+    "kill",
+    "sleep",
+    "timeout",
+    "date",
+    "uname",
+    "true",
+    "false",
+    "test",
+    "df",
+    "mount",
 )
 # The test image serves a page naming the container's hostname on :8080 (Service smoke tests can
 # tell which pod answered).
@@ -215,7 +255,9 @@ def load_into_node(client: paramiko.SSHClient, image: PodImage, tarball: Path) -
     return True
 
 
-def load_pod_images(settings: LabSettings, nodes: Sequence[NodeSpec], tarballs: dict[str, Path], progress: Progress) -> None:
+def load_pod_images(
+    settings: LabSettings, nodes: Sequence[NodeSpec], tarballs: dict[str, Path], progress: Progress
+) -> None:
     for node in nodes:
         client = connect(node, settings)
         try:

@@ -75,9 +75,7 @@ class LabSettings:
     @classmethod
     def create(cls, name: str = DEFAULT_LAB_NAME, state_dir: Path | None = None) -> LabSettings:
         if not _LAB_NAME_PATTERN.match(name):
-            raise LabError(
-                f"invalid lab name {name!r}: use lowercase letters, digits and '-' (max 31 characters)"
-            )
+            raise LabError(f"invalid lab name {name!r}: use lowercase letters, digits and '-' (max 31 characters)")
         return cls(name=name, state_dir=(state_dir or state_root() / "lab").absolute())
 
     @property

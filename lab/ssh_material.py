@@ -98,9 +98,7 @@ def render_known_hosts(entries: Iterable[tuple[Sequence[str], Sequence[HostKey]]
     return "\n".join(lines) + "\n"
 
 
-def render_ssh_config(
-    nodes: Sequence[NodeSpec], *, user: str, identity_file: Path, known_hosts_file: Path
-) -> str:
+def render_ssh_config(nodes: Sequence[NodeSpec], *, user: str, identity_file: Path, known_hosts_file: Path) -> str:
     """An OpenSSH client config with strict host-key checking; paths absolute."""
     blocks = [
         "# Written by `python -m lab up`; strict host keys (known_hosts recorded via docker exec).\n"

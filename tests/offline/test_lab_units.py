@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -94,7 +95,7 @@ def test_debian_mirror_from_one_line_and_deb822_sources(tmp_path: Path, monkeypa
 
 def test_missing_debootstrap_is_a_one_line_fixable_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KUBEPROOF_CACHE", str(tmp_path))
-    monkeypatch.setattr(node_image.shutil, "which", lambda name: None)
+    monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(LabError, match=r"^debootstrap not found on PATH: install it \(apt-get install debootstrap\)$"):
         node_image.ensure_rootfs_tarball(progress=None)  # type: ignore[arg-type]
 
@@ -109,14 +110,25 @@ def test_cluster_file_matches_the_design_format(tmp_path: Path) -> None:
     document = yaml.safe_load(text)
     assert list(document) == ["name", "profile", "hosts", "network", "versions", "ssh", "artifacts", "images", "time"]
     assert document["hosts"][0] == {
-        "name": "master01", "address": "192.168.61.17", "roles": ["master", "etcd"], "etcd_name": "etcd01",
+        "name": "master01",
+        "address": "192.168.61.17",
+        "roles": ["master", "etcd"],
+        "etcd_name": "etcd01",
     }
     assert [host["address"] for host in document["hosts"]] == ["192.168.61.17", "192.168.61.18", "192.168.61.22"]
     assert document["network"] == {
-        "pod_cidr": "172.17.0.0/16", "service_cidr": "10.0.0.0/24", "flannel_backend": "vxlan",
-        "kube_proxy_mode": "iptables", "load_balancer_addresses": [],
+        "pod_cidr": "172.17.0.0/16",
+        "service_cidr": "10.0.0.0/24",
+        "flannel_backend": "vxlan",
+        "kube_proxy_mode": "iptables",
+        "load_balancer_addresses": [],
     }
-    assert document["versions"] == {"kubernetes": "v1.34.4", "etcd": "3.4.23", "flannel": "v0.28.10", "cri_dockerd": "0.3.17"}
+    assert document["versions"] == {
+        "kubernetes": "v1.34.4",
+        "etcd": "3.4.23",
+        "flannel": "v0.28.10",
+        "cri_dockerd": "0.3.17",
+    }
     assert document["ssh"] == {"user": "root", "config": "ssh_config"}
     assert document["time"] == {"max_skew_seconds": 1.0, "sync": "host-kernel"}
     assert document["images"] == {"pause": "kubeproof/pause:3.10", "test": "kubeproof/testbox:1"}
@@ -138,7 +150,8 @@ def test_ssh_config_is_strict_with_absolute_paths(tmp_path: Path) -> None:
             entry = config.lookup(alias)
             assert entry["hostname"] == node.address
             assert entry["user"] == "root"
-            assert entry["identityfile"] == [str(tmp_path / "id_ed25519")]
+            identity_files: object = entry["identityfile"]
+            assert identity_files == [str(tmp_path / "id_ed25519")]
             assert entry["userknownhostsfile"] == str(tmp_path / "known_hosts")
             assert entry["stricthostkeychecking"] == "yes"
             assert entry["identitiesonly"] == "yes"
@@ -179,11 +192,11 @@ def test_node_run_args_never_privileged_and_never_sys_time() -> None:
     settings = LabSettings.create("lab", Path("/tmp/state"))
     args = node_run_args(settings, LAB_NODES[0], "kubeproof-node:0123456789ab")
     assert "--privileged" not in args
-    assert ("--cap-drop", "SYS_TIME") in zip(args, args[1:], strict=False)
-    assert ("--cgroupns", "private") in zip(args, args[1:], strict=False)
-    assert ("--label", "io.kubeproof.lab=lab") in zip(args, args[1:], strict=False)
-    assert ("--ip", "192.168.61.17") in zip(args, args[1:], strict=False)
-    assert ("--volume", "kubeproof-lab-master01-docker:/var/lib/docker") in zip(args, args[1:], strict=False)
+    assert ("--cap-drop", "SYS_TIME") in itertools.pairwise(args)
+    assert ("--cgroupns", "private") in itertools.pairwise(args)
+    assert ("--label", "io.kubeproof.lab=lab") in itertools.pairwise(args)
+    assert ("--ip", "192.168.61.17") in itertools.pairwise(args)
+    assert ("--volume", "kubeproof-lab-master01-docker:/var/lib/docker") in itertools.pairwise(args)
 
 
 class FakeDocker(Docker):
@@ -275,7 +288,7 @@ def test_kubernetes_wrapper_go_mod_replaces_every_staging_module() -> None:
     text = render_go_mod(KUBERNETES_WRAPPER, KUBERNETES_WRAPPER.replaces)
     assert "require k8s.io/kubernetes v1.34.4" in text
     assert "\tk8s.io/client-go => k8s.io/client-go v0.34.4" in text
-    tidied = {
+    tidied: dict[str, Any] = {
         "Module": {"Path": "kubeproof.local/build/kubernetes"},
         "Require": [{"Path": "k8s.io/kubernetes", "Version": "v1.34.4"}, {"Path": "x", "Version": "v1"}],
         "Replace": [
@@ -300,8 +313,13 @@ def _run_cli(args: list[str], path: str, tmp_path: Path) -> subprocess.Completed
         "PYTHONPATH": str(REPO_ROOT),
     }
     return subprocess.run(
-        [sys.executable, "-m", "lab", *args], capture_output=True, text=True, env=environment, cwd=tmp_path,
-        timeout=60, check=False,
+        [sys.executable, "-m", "lab", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
     )
 
 
@@ -311,7 +329,10 @@ def test_cli_without_docker_says_what_to_do_in_one_line(command: list[str], tmp_
     empty_bin.mkdir()
     result = _run_cli(command, str(empty_bin), tmp_path)
     assert result.returncode == 2
-    assert result.stderr == "lab: error: docker not found on PATH: install it (apt-get install docker.io) and start dockerd\n"
+    assert (
+        result.stderr
+        == "lab: error: docker not found on PATH: install it (apt-get install docker.io) and start dockerd\n"
+    )
     assert "Traceback" not in result.stdout
 
 

@@ -148,8 +148,9 @@ class PooledKeys:
 
 @pytest.fixture(scope="module")
 def keys() -> PooledKeys:
-    # 16 distinct keys; one full run takes 7 and a replacement 2 more, so a run never sees a key twice.
-    return PooledKeys([rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(16)])
+    # No test asks for more than 7 new keys (one run into an empty directory), so 8 keys in a cycle
+    # never hand the same key out twice within a test.
+    return PooledKeys([rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(8)])
 
 
 @pytest.fixture(scope="module")
@@ -423,12 +424,13 @@ def test_a_leaf_outliving_its_ca_is_reissued(made: PkiPlan, cluster: Cluster, pk
 # ----------------------------------------------------------------------------- an existing CA
 
 
-def test_an_existing_ca_is_reused(cluster: Cluster, pki_dir: Path, keys: PooledKeys) -> None:
-    # A CA that is already there (made by someone else) before the first run.
-    ensure_pki(cluster, pki_dir.parent / "elsewhere", now=NOW, key_factory=keys)
+def test_an_existing_ca_is_reused(
+    cluster: Cluster, pki_dir: Path, keys: PooledKeys, template: tuple[Path, PkiPlan]
+) -> None:
+    # A CA that is already there (made elsewhere) before the first run.
     (pki_dir / "etcd").mkdir(parents=True, mode=0o700)
     for name in ("ca.pem", "ca-key.pem"):
-        shutil.copy2(pki_dir.parent / "elsewhere" / "etcd" / name, pki_dir / "etcd" / name)
+        shutil.copy2(template[0] / "etcd" / name, pki_dir / "etcd" / name)
     foreign_ca = (pki_dir / "etcd" / "ca.pem").read_bytes()
     plan = ensure_pki(cluster, pki_dir, now=NOW, key_factory=keys)
     assert plan.item("etcd", "ca").action is Action.REUSE

@@ -1,0 +1,63 @@
+"""What every phase sees during one run: the cluster, connections, local state, probes, options."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bootstrap.artifacts import Artifacts, BinaryInfo, binary_info
+from bootstrap.state import Reporter, Sha256Cache, StateDir
+from kubeproof.inventory import Cluster, HostSpec
+from kubeproof.transport import Transport
+
+if TYPE_CHECKING:
+    from bootstrap.kubeapi import KubeApi
+    from bootstrap.probe import HostProbe
+
+
+@dataclass
+class RunContext:
+    cluster: Cluster
+    transport: Transport
+    state: StateDir
+    reporter: Reporter
+    artifacts: Artifacts
+    sha_cache: Sha256Cache
+    apply: bool
+    replace_ca: bool = False
+    # where the PKI is read from: <state>/pki, or a throw-away copy when planning before the first apply
+    pki_dir: Path = field(default_factory=Path)
+    token: str = ""
+    token_source: str = ""  # "state", "adopted from master01", "new"
+    probes: dict[str, HostProbe] = field(default_factory=dict)
+    _binaries: dict[str, BinaryInfo] = field(default_factory=dict)
+    _api: KubeApi | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def probe(self, host: HostSpec | str) -> HostProbe:
+        name = host if isinstance(host, str) else host.name
+        return self.probes[name]
+
+    def binary(self, key: str) -> BinaryInfo:
+        with self._lock:
+            info = self._binaries.get(key)
+            if info is None:
+                info = binary_info(self.artifacts, key, self.state.cache)
+                self._binaries[key] = info
+            return info
+
+    def api(self) -> KubeApi:
+        from bootstrap.kubeapi import KubeApi
+
+        with self._lock:
+            if self._api is None:
+                self._api = KubeApi(self)
+            return self._api
+
+    def close(self) -> None:
+        if self._api is not None:
+            self._api.close()
+            self._api = None
