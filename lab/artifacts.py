@@ -439,10 +439,14 @@ def write_lock(measurements: Iterable[Measurement], path: Path = LOCK_FILE) -> N
 
 def wait_for_foreign_go_builds(progress: Progress) -> None:
     """Wait while another process runs `go build` (2 cores: never build concurrently; never kill it)."""
+    pgrep = shutil.which("pgrep")
+    if pgrep is None:
+        progress.say("  note: pgrep not found (procps), so a concurrent `go build` cannot be detected")
+        return
     started = time.monotonic()
     announced = 0.0
     while True:
-        result = subprocess.run(["pgrep", "-f", FOREIGN_BUILD_PATTERN], capture_output=True, text=True, check=False)
+        result = subprocess.run([pgrep, "-f", FOREIGN_BUILD_PATTERN], capture_output=True, text=True, check=False)
         own = {os.getpid(), os.getppid()}
         pids = [int(pid) for pid in result.stdout.split() if pid.isdigit() and int(pid) not in own]
         if not pids:
@@ -692,6 +696,9 @@ def build_artifacts(
             path = directory / measurement.artifact.path
             check_version(path, measurement.artifact)
             measurement.sha256 = sha256_file(path)
+            progress.say(
+                f"  {measurement.artifact.name:<24} {measurement.artifact.version:<9} sha256:{measurement.sha256[:16]}"
+            )
             if measurement.artifact in BINARY_ARTIFACTS and not update_lock:
                 warning = compare_with_lock(measurement, lock)
                 if warning:

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +77,9 @@ def node_run_args(settings: LabSettings, node: NodeSpec, image: str) -> list[str
     return [
         "run",
         "--detach",
+        # A terminal gives the node a /dev/console, which the entrypoint links /dev/kmsg to: kubelet
+        # refuses to start without /dev/kmsg, and the machine's real one is not handed to nodes.
+        "--tty",
         "--name",
         node.name,
         "--hostname",
@@ -517,7 +518,3 @@ def lab_objects(docker: Docker, settings: LabSettings) -> dict[str, list[str]]:
         "networks": docker.lines(["network", "ls", "--quiet", *label_filter]),
         "volumes": docker.lines(["volume", "ls", "--quiet", *label_filter]),
     }
-
-
-def describe(objects: Sequence[str]) -> str:
-    return json.dumps(list(objects))

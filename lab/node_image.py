@@ -288,7 +288,18 @@ def ensure_node_image(docker: Docker, progress: Progress) -> str:
             )
             (tree / "kubeproof-customize.sh").unlink()
             _docker_import(docker, tree, tag, log_path, progress)
+    prune_old_node_images(docker, keep=tag, progress=progress)
     return tag
+
+
+def prune_old_node_images(docker: Docker, *, keep: str, progress: Progress) -> None:
+    """Remove node images of older recipes (~450 MB each) that no container uses any more."""
+    for reference in docker.lines(["images", NODE_IMAGE_REPOSITORY, "--format", "{{.Repository}}:{{.Tag}}"]):
+        if reference == keep:
+            continue
+        # docker refuses to remove an image a container (e.g. a running lab node) still uses: keep those.
+        if docker.run(["rmi", reference], check=False).returncode == 0:
+            progress.say(f"  removed the outdated node image {reference}")
 
 
 def _install_recipe_files(tree: Path) -> None:

@@ -262,7 +262,7 @@ def load_pod_images(
         client = connect(node, settings)
         try:
             for image in POD_IMAGES:
-                if load_into_node(client, image, tarballs[image.reference]):
-                    progress.say(f"  loaded {image.reference} into {node.name}")
+                loaded = load_into_node(client, image, tarballs[image.reference])
+                progress.say(f"  {node.name}: {image.reference} {'loaded' if loaded else 'already present'}")
         finally:
             client.close()

@@ -23,7 +23,7 @@ def lab_settings() -> LabSettings:
 
 
 @pytest.fixture(scope="session")
-def docker() -> Docker:
+def lab_docker() -> Docker:
     return Docker.connect()
 
 

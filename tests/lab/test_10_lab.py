@@ -31,10 +31,10 @@ NODE_NAMES = [node.name for node in LAB_NODES]
 CAP_SYS_TIME_BIT = 25
 
 
-def test_lab_comes_up_from_nothing(lab_settings: LabSettings, docker: Docker) -> None:
-    caches_warm = docker.image_exists(node_image_tag()) and (artifacts_dir() / "MANIFEST.json").is_file()
+def test_lab_comes_up_from_nothing(lab_settings: LabSettings, lab_docker: Docker) -> None:
+    caches_warm = lab_docker.image_exists(node_image_tag()) and (artifacts_dir() / "MANIFEST.json").is_file()
     down(lab_settings, Progress())
-    assert lab_objects(docker, lab_settings) == {"containers": [], "networks": [], "volumes": []}
+    assert lab_objects(lab_docker, lab_settings) == {"containers": [], "networks": [], "volumes": []}
     started = time.monotonic()
     cluster_file = up(lab_settings, Progress())
     elapsed = time.monotonic() - started
@@ -44,14 +44,14 @@ def test_lab_comes_up_from_nothing(lab_settings: LabSettings, docker: Docker) ->
         assert elapsed <= COLD_UP_BUDGET_SECONDS, f"cold up took {elapsed:.0f} s"
 
 
-def test_warm_up_reuses_the_lab_quickly(lab_cluster_file: Path, lab_settings: LabSettings, docker: Docker) -> None:
-    before = lab_objects(docker, lab_settings)
+def test_warm_up_reuses_the_lab_quickly(lab_cluster_file: Path, lab_settings: LabSettings, lab_docker: Docker) -> None:
+    before = lab_objects(lab_docker, lab_settings)
     started = time.monotonic()
     up(lab_settings, Progress())
     elapsed = time.monotonic() - started
     print(f"warm lab up: {elapsed:.1f} s")
     assert elapsed <= WARM_UP_BUDGET_SECONDS
-    assert lab_objects(docker, lab_settings) == before, "a warm up must reuse, not recreate"
+    assert lab_objects(lab_docker, lab_settings) == before, "a warm up must reuse, not recreate"
 
 
 def test_cluster_file_is_an_ordinary_cluster_file(lab_cluster_file: Path) -> None:

@@ -12,12 +12,12 @@ from lab.settings import LAB_NODES, LabSettings
 pytestmark = pytest.mark.lab
 
 
-def test_down_leaves_no_container_network_volume_or_state(lab_settings: LabSettings, docker: Docker) -> None:
+def test_down_leaves_no_container_network_volume_or_state(lab_settings: LabSettings, lab_docker: Docker) -> None:
     down(lab_settings, Progress())
-    assert lab_objects(docker, lab_settings) == {"containers": [], "networks": [], "volumes": []}
+    assert lab_objects(lab_docker, lab_settings) == {"containers": [], "networks": [], "volumes": []}
     # Not even by name (a container created without the label would also block the next `up`).
-    assert docker.inspect("container", [node.name for node in LAB_NODES]) == []
-    assert docker.inspect("network", [lab_settings.network_name]) == []
+    assert lab_docker.inspect("container", [node.name for node in LAB_NODES]) == []
+    assert lab_docker.inspect("network", [lab_settings.network_name]) == []
     assert [path for path in lab_settings.state_files if path.exists()] == []
 
 
