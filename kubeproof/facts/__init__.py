@@ -170,6 +170,12 @@ class HostFacts:
             stdout, stderr, rc, stamp = frame
             self._records[name] = FactRecord(self.host, name, fact.command, rc, stdout, stderr, stamp)
 
+    def fail_all(self, facts: Iterable[Fact[Any]], error: ProbeError) -> None:
+        """Record that these facts could not be gathered (the host was unreachable)."""
+        for fact in facts:
+            if fact.name not in self._records:
+                self._errors.setdefault(fact.name, error)
+
     def get(self, fact: Fact[T]) -> T:
         if fact.name in self._values:
             return self._values[fact.name]  # type: ignore[no-any-return]

@@ -58,12 +58,14 @@ def parse_find_stat(raw: Raw) -> dict[str, FileStat] | None:
 
 
 def directory_stat(directory: str) -> Fact[dict[str, FileStat] | None]:
-    """Every regular file (and symlink) directly in a directory: name, octal mode, owner, size."""
+    """Every regular file directly in a directory: name, octal mode, owner, size.
+
+    Symlinks are followed (-L): kubelet-client-current.pem is a link, and what matters is the
+    mode of the key it points at, not the link's own 0777.
+    """
     return Fact(
         "stat:" + directory,
-        "find "
-        + shlex.quote(directory)
-        + " -maxdepth 1 \\( -type f -o -type l \\) -printf '%f\\t%m\\t%u\\t%g\\t%s\\n'",
+        "find -L " + shlex.quote(directory) + " -maxdepth 1 -type f -printf '%f\\t%m\\t%u\\t%g\\t%s\\n'",
         parse_find_stat,
     )
 

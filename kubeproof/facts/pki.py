@@ -7,17 +7,40 @@ from typing import Any
 
 from kubeproof import layout
 from kubeproof.facts import Fact, ParseError, Raw
-from kubeproof.facts.files import directory_stat, file_sha256, file_text, key_public_fingerprint
+from kubeproof.facts.files import directory_stat, file_sha256, key_public_fingerprint
 from kubeproof.inventory import Cluster, HostSpec
 from kubeproof.session import fact_set
 
 
-def etcd_cert(name: str) -> Fact[str | None]:
-    return file_text(f"{layout.ETCD_SSL}/{name}")
+def parse_certificate_dump(raw: Raw) -> dict[str, str] | None:
+    """`==> name` frames of certificate blocks -> {file name: PEM text ('' if it holds no certificate)}."""
+    if raw.rc != 0 and "No such file" in raw.stderr:
+        return None
+    files: dict[str, str] = {}
+    current: str | None = None
+    for line in raw.stdout.splitlines(keepends=True):
+        if line.startswith("==> "):
+            current = line[4:].strip()
+            files[current] = ""
+        elif current is not None:
+            files[current] += line
+    return files
 
 
-def k8s_cert(name: str) -> Fact[str | None]:
-    return file_text(f"{layout.K8S_SSL}/{name}")
+def certificates_in(directory: str) -> Fact[dict[str, str] | None]:
+    """The certificate blocks of every *.pem in a directory, in one command.
+
+    Only BEGIN/END CERTIFICATE blocks are printed, so a file that also holds a key (kubelet's
+    kubelet-client-current.pem) gives up its certificate and nothing else; *-key.pem is skipped.
+    """
+    quoted = shlex.quote(directory)
+    return Fact(
+        "certs:" + directory,
+        "test -d " + quoted + " || { echo " + shlex.quote(directory + ": No such file") + " >&2; exit 1; }; "
+        "for f in " + quoted + '/*.pem; do [ -e "$f" ] || continue; case "$f" in *-key.pem) continue;; esac; '
+        'echo "==> ${f##*/}"; sed -n \'/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p\' "$f"; done',
+        parse_certificate_dump,
+    )
 
 
 def _pem_or_none(raw: Raw) -> str | None:
@@ -74,8 +97,7 @@ TOKEN_CSV = layout.TOKEN_CSV
 @fact_set("etcd")
 def etcd_pki_facts(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
     return [
-        etcd_cert("ca.pem"),
-        etcd_cert("server.pem"),
+        certificates_in(layout.ETCD_SSL),
         directory_stat(layout.ETCD_SSL),
         key_public_fingerprint(f"{layout.ETCD_SSL}/server-key.pem"),
         key_public_fingerprint(f"{layout.ETCD_SSL}/ca-key.pem"),
@@ -87,9 +109,7 @@ def etcd_pki_facts(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
 @fact_set("master")
 def master_pki_facts(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
     return [
-        k8s_cert("ca.pem"),
-        k8s_cert("apiserver.pem"),
-        k8s_cert("admin.pem"),
+        certificates_in(layout.K8S_SSL),
         directory_stat(layout.K8S_SSL),
         directory_stat(layout.K8S_CFG),
         key_public_fingerprint(f"{layout.K8S_SSL}/ca-key.pem"),
@@ -102,7 +122,7 @@ def master_pki_facts(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
 @fact_set("node")
 def worker_pki_facts(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
     return [
-        k8s_cert("ca.pem"),
+        certificates_in(layout.K8S_SSL),
         directory_stat(layout.K8S_SSL),
         directory_stat(layout.K8S_CFG),
         kubeconfig_client_certificate(f"{layout.K8S_CFG}/kube-proxy.kubeconfig"),

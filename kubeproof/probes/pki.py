@@ -11,10 +11,10 @@ import posixpath
 from datetime import UTC, datetime
 
 from kubeproof import layout
-from kubeproof.facts import Fact
-from kubeproof.facts.files import FileStat, directory_stat, file_sha256, file_text, key_public_fingerprint
-from kubeproof.facts.pki import kubeconfig_client_certificate, signing_duration
+from kubeproof.facts.files import FileStat, directory_stat, file_sha256, key_public_fingerprint
+from kubeproof.facts.pki import certificates_in, kubeconfig_client_certificate, signing_duration
 from kubeproof.probes import probe
+from kubeproof.inventory import HostSpec
 from kubeproof.session import HostContext
 from kubeproof.x509 import CertificateParseError, CertInfo, parse_certificate, verify_issued_by
 
@@ -25,22 +25,20 @@ class Missing(str):
     """An observation that a file is absent: fails every comparator with a readable text."""
 
 
-def _cert_fact(reference: str) -> Fact[str | None]:
-    if reference.startswith("kubeconfig:"):
-        return kubeconfig_client_certificate(reference.removeprefix("kubeconfig:"))
-    return file_text(reference)
-
-
 def _ca_path(reference: str) -> str:
     if reference.startswith("kubeconfig:"):
         return layout.K8S_SSL + "/ca.pem"
     return posixpath.join(posixpath.dirname(reference), "ca.pem")
 
 
-def _pem(ctx: HostContext, reference: str) -> str | Missing:
-    text = ctx.fact(_cert_fact(reference))
-    if text is None or "BEGIN CERTIFICATE" not in text:
-        return Missing(f"{reference} is missing")
+def _pem(ctx: HostContext, reference: str, host: HostSpec | None = None) -> str | Missing:
+    if reference.startswith("kubeconfig:"):
+        text = ctx.fact(kubeconfig_client_certificate(reference.removeprefix("kubeconfig:")), host)
+    else:
+        directory, name = posixpath.split(reference)
+        text = (ctx.fact(certificates_in(directory), host) or {}).get(name)
+    if not text or "BEGIN CERTIFICATE" not in text:
+        return Missing(f"{reference} is missing" if text is None else f"{reference} holds no certificate")
     return text
 
 
@@ -149,12 +147,9 @@ def days_beyond_ca(ctx: HostContext, reference: str) -> float | Missing:
 
 
 def _certificates_in(ctx: HostContext, directory: str) -> list[str]:
-    entries = ctx.fact(directory_stat(directory)) or {}
-    return sorted(
-        f"{directory}/{name}"
-        for name in entries
-        if name.endswith(".pem") and not layout.is_secret_path(name) and not name.startswith("kubelet-client")
-    )
+    """Paths of the files in a directory that hold a certificate (sa.pem is a bare public key)."""
+    files = ctx.fact(certificates_in(directory)) or {}
+    return sorted(f"{directory}/{name}" for name, text in files.items() if "BEGIN CERTIFICATE" in text)
 
 
 @probe("certs_below_budget")
@@ -260,8 +255,8 @@ def ca_distinct_from_etcd_ca(ctx: HostContext, _: str) -> str:
     if isinstance(kubernetes_ca, Missing):
         return str(kubernetes_ca)
     etcd_host = next((h for h in ctx.cluster.etcd_members if h.name == ctx.host.name), ctx.cluster.etcd_members[0])
-    etcd_text = ctx.fact(file_text(layout.ETCD_SSL + "/ca.pem"), etcd_host)
-    if etcd_text is None:
+    etcd_text = _pem(ctx, layout.ETCD_SSL + "/ca.pem", etcd_host)
+    if isinstance(etcd_text, Missing):
         return "distinct (no etcd CA found to compare)"
     etcd_ca = parse_certificate(etcd_text)
     if etcd_ca.spki_sha256 == kubernetes_ca.spki_sha256:
