@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from kubeproof import layout
 from kubeproof.facts.files import FileStat, directory_stat, file_sha256, key_public_fingerprint
 from kubeproof.facts.pki import certificates_in, kubeconfig_client_certificate, signing_duration
-from kubeproof.probes import probe
 from kubeproof.inventory import HostSpec
+from kubeproof.probes import probe
 from kubeproof.session import HostContext
 from kubeproof.x509 import CertificateParseError, CertInfo, parse_certificate, verify_issued_by
 
