@@ -188,7 +188,7 @@ class Custom:
     paths: tuple[str, ...] = ()
 
 
-Resource = File | Directory | Symlink | Unit | Custom
+Resource = File | Directory | Symlink | Unit | Custom | Note
 
 
 # ----------------------------------------------------------------------------- facts
@@ -202,15 +202,25 @@ class PathState:
     target: str | None = None
 
 
-def paths_script(paths: Sequence[str]) -> str:
+def paths_script(paths: Sequence[str], *, skip_owned_binaries: bool = False) -> str:
+    """One line per path, tab separated; sha256 read through stdin so odd names cannot confuse the output.
+
+    ``skip_owned_binaries``: files over 1 MB already in the manifest print "-" instead of a sha256
+    (the upfront ownership check needs no hash of what is ours; the phase's own diff does hash).
+    """
     quoted = " ".join(shlex.quote(p) for p in paths)
-    # One line per path, tab separated; sha256 read through stdin so odd names cannot confuse the output.
+    digest = '"$(sha256sum < "$p" | cut -d" " -f1)"'
+    if skip_owned_binaries:
+        owned = f'grep -qF "\\"$p\\": " {MANIFEST_PATH} 2>/dev/null'
+        digest = (
+            f'"$(if [ "$(stat -c %s -- "$p")" -gt 1048576 ] && {owned}; then echo -; '
+            'else sha256sum < "$p" | cut -d" " -f1; fi)"'
+        )
     return (
         f"for p in {quoted}; do "
         'if [ -L "$p" ]; then printf "L\\t%s\\t%s\\n" "$p" "$(readlink -- "$p")"; '
         'elif [ -d "$p" ]; then printf "D\\t%s\\t%s\\n" "$p" "$(stat -c %a -- "$p")"; '
-        'elif [ -f "$p" ]; then printf "F\\t%s\\t%s\\t%s\\n" "$p" "$(stat -c %a -- "$p")" '
-        '"$(sha256sum < "$p" | cut -d" " -f1)"; '
+        f'elif [ -f "$p" ]; then printf "F\\t%s\\t%s\\t%s\\n" "$p" "$(stat -c %a -- "$p")" {digest}; '
         'elif [ -e "$p" ]; then printf "O\\t%s\\n" "$p"; '
         'else printf "M\\t%s\\n" "$p"; fi; done'
     )
@@ -224,6 +234,9 @@ def parse_paths(raw: Raw) -> dict[str, PathState]:
         fields = line.split("\t")
         kind, path = fields[0], fields[1] if len(fields) > 1 else ""
         if kind == "F" and len(fields) == 4:
+            if fields[3] == "-":
+                states[path] = PathState("file", int(fields[2], 8), None)
+                continue
             if len(fields[3]) != 64:
                 raise ParseError(f"{path}: no sha256 ({fields[3][:40]!r})")
             states[path] = PathState("file", int(fields[2], 8), fields[3])
@@ -240,8 +253,10 @@ def parse_paths(raw: Raw) -> dict[str, PathState]:
     return states
 
 
-def paths_fact(paths: Sequence[str], name: str = "kp-paths") -> Fact[dict[str, PathState]]:
-    return Fact(name, paths_script(sorted(set(paths))), parse_paths)
+def paths_fact(
+    paths: Sequence[str], name: str = "kp-paths", *, skip_owned_binaries: bool = False
+) -> Fact[dict[str, PathState]]:
+    return Fact(name, paths_script(sorted(set(paths)), skip_owned_binaries=skip_owned_binaries), parse_paths)
 
 
 @dataclass
@@ -313,6 +328,32 @@ def run_checked(conn: Connection, command: str, what: str, *, stdin: bytes | Non
     return result.stdout
 
 
+@dataclass
+class TransferStats:
+    """Bytes streamed to hosts and the wall time of those writes (binaries dominate)."""
+
+    bytes: int = 0
+    seconds: float = 0.0
+    files: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, size: int, seconds: float) -> None:
+        with self._lock:
+            self.bytes += size
+            self.seconds += seconds
+            self.files += 1
+
+    def summary(self) -> str:
+        rate = self.bytes / self.seconds / 1e6 if self.seconds else 0.0
+        return (
+            f"{self.files} files, {self.bytes / 1e6:.1f} MB in {self.seconds:.1f}s of writes "
+            f"({rate:.0f} MB/s per stream)"
+        )
+
+
+TRANSFERS = TransferStats()
+
+
 def put_bytes(conn: Connection, path: str, data: bytes, mode: int) -> None:
     """Atomic write streamed through stdin: created 0600 (umask 077), chmod-ed, then renamed into place.
 
@@ -332,7 +373,9 @@ def put_bytes(conn: Connection, path: str, data: bytes, mode: int) -> None:
         + " "
         + shlex.quote(path)
     )
+    started = time.monotonic()
     run_checked(conn, command, f"write {path}", stdin=data, timeout=600)
+    TRANSFERS.add(len(data), time.monotonic() - started)
 
 
 def unit_journal(conn: Connection, unit: str, lines: int = 25) -> str:
@@ -355,6 +398,7 @@ class HostView:
     conn: Connection
     facts: HostFacts
     phase: str
+    applier: HostApplier | None = None
 
     def get(self, fact: Fact[T]) -> T:
         return self.facts.get(fact)
@@ -391,6 +435,13 @@ class HostApplier:
             if files or links or restarts:
                 self.write_manifest()
 
+    def own(self, path: str, sha256: str) -> None:
+        """A file written by a custom operation is ours from now on."""
+        with self._lock:
+            if self.manifest.files.get(path) != sha256:
+                self.manifest.files[path] = sha256
+                self.write_manifest()
+
     def restarted(self, unit: str) -> None:
         with self._lock:
             if unit in self.manifest.pending_restarts:
@@ -414,6 +465,7 @@ def diff_host(view: HostView, resources: Sequence[Resource]) -> DiffResult:
     unit_names = _unit_names(resources)
     units = view.get(units_fact(unit_names)) if unit_names else {}
     applier = HostApplier(conn, manifest)
+    view.applier = applier
     out: DiffResult = []
     intent_files: dict[str, str] = {}
     intent_links: dict[str, str] = {}
@@ -430,7 +482,7 @@ def diff_host(view: HostView, resources: Sequence[Resource]) -> DiffResult:
                 out.append(
                     Change(host.name, phase, f"create directory {resource.path}", _mkdir(conn, resource), STAGE_FILES)
                 )
-            elif state.kind != "dir":
+            elif state.kind not in ("dir", "link"):  # a symlink to a directory (/opt on another disk) is fine
                 raise ConflictError(
                     f"{host.name}: {resource.path} exists and is not a directory; kubeproof needs it as one: "
                     "move it away, then run again"
@@ -452,9 +504,7 @@ def diff_host(view: HostView, resources: Sequence[Resource]) -> DiffResult:
             if state.kind == "link" and state.target == resource.target:
                 if manifest.links.get(resource.path) != resource.target:
                     intent_links[resource.path] = resource.target
-                    out.append(
-                        Change(host.name, phase, f"adopt symlink {resource.path} -> {resource.target}", record)
-                    )
+                    out.append(Change(host.name, phase, f"adopt symlink {resource.path} -> {resource.target}", record))
                 continue
             if state.kind != "missing" and not (state.kind == "link" and resource.path in manifest.links):
                 raise ConflictError(
@@ -476,6 +526,8 @@ def diff_host(view: HostView, resources: Sequence[Resource]) -> DiffResult:
             )
         elif isinstance(resource, Custom):
             out.extend(resource.diff(view))
+        elif isinstance(resource, Note):
+            out.append(resource)
 
     # Units: daemon-reload when a unit file changed (or systemd says so), then enable/start/restart.
     managed_units = [r for r in resources if isinstance(r, Unit)]
@@ -502,10 +554,10 @@ def diff_host(view: HostView, resources: Sequence[Resource]) -> DiffResult:
                 Change(host.name, phase, f"enable {unit.name}", _systemctl(conn, ["enable", unit.name]), STAGE_UNITS)
             )
         if unit.start and not active:
-            verb = ["start", "--no-block"] if unit.no_block else ["start"]
+            start_argv = ["start", "--no-block"] if unit.no_block else ["start"]
             description = f"start {unit.name}" + (" (no-block)" if unit.no_block else "")
             out.append(
-                Change(host.name, phase, description, _start(conn, unit.name, verb, applier, record), STAGE_UNITS)
+                Change(host.name, phase, description, _start(conn, unit.name, start_argv, applier, record), STAGE_UNITS)
             )
         elif unit.start and unit.name in pending:
             why = "a file it uses changed" if unit.name in owed_restarts else "owed by an earlier run"
@@ -513,8 +565,10 @@ def diff_host(view: HostView, resources: Sequence[Resource]) -> DiffResult:
                 Change(
                     host.name,
                     phase,
-                    f"restart {unit.name} ({why})",
-                    _start(conn, unit.name, ["restart"], applier, record),
+                    f"restart {unit.name} ({why})" + (" (no-block)" if unit.no_block else ""),
+                    _start(
+                        conn, unit.name, ["restart", "--no-block"] if unit.no_block else ["restart"], applier, record
+                    ),
                     STAGE_UNITS,
                 )
             )
@@ -568,7 +622,10 @@ def _diff_file(
     if state.sha256 == desired:
         if not owned:
             return "adopt", Change(
-                host.name, phase, f"adopt {resource.path} (identical content, now managed)", _adopt(conn, resource, record)
+                host.name,
+                phase,
+                f"adopt {resource.path} (identical content, now managed)",
+                _adopt(conn, resource, record),
             )
         if state.mode != resource.mode:
             return "chmod", Change(
@@ -597,16 +654,21 @@ def _diff_file(
 
 
 def _size_note(resource: File) -> str:
-    if resource.content.local is not None:
-        return f" ({resource.content.size / 1e6:.1f} MB)"
-    return ""
+    if resource.content.local is None:
+        return ""
+    size = resource.content.size
+    return f" ({size / 1e6:.1f} MB)" if size >= 100_000 else f" ({size / 1e3:.1f} kB)"
 
 
 def _mkdir(conn: Connection, resource: Directory) -> Callable[[], None]:
     def apply() -> None:
         run_checked(
             conn,
-            "mkdir -p " + shlex.quote(resource.path) + " && chmod " + format(resource.mode, "o") + " "
+            "mkdir -p "
+            + shlex.quote(resource.path)
+            + " && chmod "
+            + format(resource.mode, "o")
+            + " "
             + shlex.quote(resource.path),
             f"mkdir {resource.path}",
         )
@@ -673,7 +735,10 @@ def _start(
 ) -> Callable[[], None]:
     def apply() -> None:
         record()
-        result = conn.run(shlex.join(["systemctl", *verb, unit]), timeout=300)
+        # A unit restarted a few times within a minute (resumed runs) hits systemd's start limit
+        # (docker.service: StartLimitBurst=3): clearing its failed state first keeps a re-run working.
+        command = shlex.join(["systemctl", "reset-failed", unit]) + " >/dev/null 2>&1; "
+        result = conn.run(command + shlex.join(["systemctl", *verb, unit]), timeout=300)
         if result.rc != 0:
             journal = unit_journal(conn, unit)
             raise ChangeFailed(
@@ -717,7 +782,7 @@ def in_parallel(items: Sequence[T], work: Callable[[T], Any]) -> list[Any]:
         for index, future in enumerate(futures):
             try:
                 results[index] = future.result()
-            except BaseException as exc:  # noqa: BLE001 - re-raised below, after every thread finished
+            except BaseException as exc:
                 errors.append(exc)
     if errors:
         raise errors[0]

@@ -67,7 +67,7 @@ hostname = Fact("kp-hostname", "hostname", lambda raw: raw.stdout.strip())
 
 docker_cgroup_driver = Fact(
     "kp-docker-cgroup-driver",
-    "docker info -f '{{.CgroupDriver}}' 2>/dev/null || true",
+    "timeout 15 docker info -f '{{.CgroupDriver}}' 2>/dev/null || true",
     lambda raw: raw.stdout.strip() or None,
 )
 
@@ -89,7 +89,8 @@ def parse_unit_fragment(text: str) -> tuple[str | None, list[str]]:
 
 ip_vs = Fact(
     "kp-ip-vs",
-    "if [ -d /sys/module/ip_vs ] || grep -qw '^ip_vs' /proc/modules 2>/dev/null; then echo present; else echo absent; fi",
+    "if [ -d /sys/module/ip_vs ] || grep -qw '^ip_vs' /proc/modules 2>/dev/null; then echo present; "
+    "else echo absent; fi",
     lambda raw: raw.stdout.strip() == "present",
 )
 
@@ -148,7 +149,7 @@ class HostProbe:
     @property
     def family(self) -> str:
         """apt or yum, from /etc/os-release (ID, then ID_LIKE)."""
-        words = [self.os.get("ID", "")] + self.os.get("ID_LIKE", "").split()
+        words = [self.os.get("ID", ""), *self.os.get("ID_LIKE", "").split()]
         for word in words:
             if word in ("debian", "ubuntu"):
                 return "apt"

@@ -23,7 +23,7 @@ from kubeproof.inventory import Cluster, HostSpec
 
 HEADER = "# Managed by kubeproof bootstrap; a re-run rewrites local edits.\n"
 
-ETCD_CLUSTER_TOKEN = "etcd-cluster"
+ETCD_CLUSTER_TOKEN = "etcd-cluster"  # noqa: S105 - etcd.sh's cluster name, not a secret
 APISERVER_PORT = 6443
 CRI_DOCKERD_SOCKET = "unix:///run/cri-dockerd.sock"
 FLANNEL_DOCKER_ENV = layout.FLANNEL_DOCKER_OPTS  # /run/flannel/docker
@@ -284,8 +284,12 @@ def docker_dropin(original_exec_start: Sequence[str]) -> str:
         + "Requires=flanneld.service\n"
         + "\n[Service]\n"
         + f"EnvironmentFile={FLANNEL_DOCKER_ENV}\n"
+        + f"EnvironmentFile={layout.FLANNEL_SUBNET_ENV}\n"
         + "ExecStart=\n"
         + f"ExecStart={exec_start}\n"
+        # dockerd applies --mtu only when it creates docker0; a bridge that existed before flannel
+        # (docker started once already) keeps 1500 (FLANNEL-06). systemd expands ${FLANNEL_MTU}.
+        + 'ExecStartPost=/bin/sh -c "ip link set dev docker0 mtu ${FLANNEL_MTU}"\n'
     )
 
 
@@ -430,7 +434,9 @@ def kubeconfig_path(component: str) -> str:
 def controller_manager_flags(cluster: Cluster, info: BinaryInfo) -> tuple[list[str], list[str]]:
     ssl = layout.K8S_SSL
     kubeconfig_file = kubeconfig_path("kube-controller-manager")
-    duration = "cluster-signing-duration" if info.has("cluster-signing-duration") else "experimental-cluster-signing-duration"
+    duration = (
+        "cluster-signing-duration" if info.has("cluster-signing-duration") else "experimental-cluster-signing-duration"
+    )
     flags = [
         Flag("logtostderr", "true", required=False),
         Flag("v", "2"),
@@ -555,7 +561,7 @@ def kube_proxy_config(cluster: Cluster, host: HostSpec, *, mode: str, conntrack_
     document: dict[str, object] = {
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
         "kind": "KubeProxyConfiguration",
-        "bindAddress": "0.0.0.0",
+        "bindAddress": "0.0.0.0",  # noqa: S104 - kube-proxy serves NodePorts on every address
         "clientConnection": {"kubeconfig": f"{layout.K8S_CFG}/kube-proxy.kubeconfig"},
         "clusterCIDR": cluster.network.pod_cidr,
         "hostnameOverride": host.name,

@@ -7,6 +7,7 @@ the moment it is known, so no log line can carry it.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -14,6 +15,8 @@ import re
 import secrets
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,6 +88,28 @@ class StateDir:
         write_private(self.token_file, (token + "\n").encode())
 
 
+@contextmanager
+def apply_lock(state: StateDir, reporter: Reporter) -> Iterator[None]:
+    """One `apply` per state directory at a time: a second one waits instead of interleaving."""
+    state.root.mkdir(parents=True, exist_ok=True)
+    with (state.root / "apply.lock").open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            reporter.line(f"waiting for another apply on {state.root} (pid {holder}) to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def new_token() -> str:
     token = secrets.token_hex(16)
     register_secret(token)
@@ -149,11 +174,11 @@ class Reporter:
     def _stamp(self) -> str:
         return datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3]
 
-    def line(self, text: str) -> None:
-        """A line for the operator (and the log)."""
+    def line(self, text: str, *, always: bool = False) -> None:
+        """A line for the operator (and the log); ``always``: shown even with --quiet (summaries, errors)."""
         masked = redact(text)
         with self._lock:
-            if not self.quiet:
+            if always or not self.quiet:
                 print(masked, file=self.stream, flush=True)
             if self._log:
                 self._log.write(f"{self._stamp()} {masked}\n")

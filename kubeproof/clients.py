@@ -105,6 +105,16 @@ def kube(ctx: HostContext) -> KubeClients:
     return ctx.session.shared("kube-client", lambda: _open_kube(ctx.session, ctx.host))
 
 
+def open_private_kube(ctx: HostContext) -> KubeClients:
+    """An admin client of the caller's own, closed by the caller (after the gate of kube(ctx) passed).
+
+    For work that must outlive the session's shared client: the smoke workload deletes its
+    namespace when the session closes, and the shared client may be closed before it by then.
+    """
+    kube(ctx)
+    return _open_kube(ctx.session, ctx.host)
+
+
 def _open_kube(session: Session, anchor: HostSpec) -> KubeClients:
     from kubernetes import client
 

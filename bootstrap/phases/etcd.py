@@ -1,0 +1,80 @@
+"""Phase 3, the guide's etcd.sh: three TLS members under /opt/etcd, started together."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from bootstrap import render
+from bootstrap.engine import BootstrapError, Content, Directory, File, Resource, Symlink, Unit, unit_journal
+from bootstrap.phases import Phase
+from kubeproof import layout
+from kubeproof.inventory import HostSpec
+from kubeproof.transport import ProbeError
+
+if TYPE_CHECKING:
+    from bootstrap.context import RunContext
+
+NAME = "etcd"
+UNIT = "etcd.service"
+UNIT_PATH = f"{layout.SYSTEMD_DIR}/{UNIT}"
+HEALTH_TIMEOUT = 120.0
+
+
+def desired(ctx: RunContext, host: HostSpec) -> list[Resource]:
+    restarts = (UNIT,)
+    return [
+        Directory(layout.ETCD_HOME),
+        Directory(layout.ETCD_BIN),
+        Directory(layout.ETCD_CFG),
+        Directory(layout.ETCD_SSL),
+        File(f"{layout.ETCD_BIN}/etcd", ctx.artifacts.content("etcd"), 0o755, restarts=restarts),
+        File(f"{layout.ETCD_BIN}/etcdctl", ctx.artifacts.content("etcdctl"), 0o755),
+        File(layout.ETCD_ENV_FILE, Content.text(render.etcd_env(ctx.cluster, host)), 0o644, restarts=restarts),
+        File(UNIT_PATH, Content.text(render.etcd_unit()), 0o644, restarts=restarts),
+        # the guide: ln -s /opt/etcd/bin/etcd* /usr/local/bin
+        Symlink("/usr/local/bin/etcd", f"{layout.ETCD_BIN}/etcd"),
+        Symlink("/usr/local/bin/etcdctl", f"{layout.ETCD_BIN}/etcdctl"),
+        # Type=notify blocks `systemctl start` until the member has quorum: start all without waiting
+        Unit(UNIT, no_block=True),
+    ]
+
+
+def endpoint_health(ctx: RunContext) -> tuple[bool, str]:
+    member = ctx.cluster.etcd_members[0]
+    conn = ctx.transport.connection(member)
+    argv = render.etcdctl_argv(ctx.cluster, "endpoint", "health", "--command-timeout=5s")
+    try:
+        result = conn.run_argv(argv, timeout=30)
+    except ProbeError as exc:
+        return False, exc.reason
+    output = (result.stdout + result.stderr).strip()
+    healthy = result.rc == 0 and output.count("is healthy") == len(ctx.cluster.etcd_members)
+    return healthy, output
+
+
+def verify(ctx: RunContext) -> None:
+    """Wait until every member answers healthy over TLS (the guide's 10, cluster-health)."""
+    deadline = time.monotonic() + HEALTH_TIMEOUT
+    started = time.monotonic()
+    output = ""
+    while time.monotonic() < deadline:
+        healthy, output = endpoint_health(ctx)
+        if healthy:
+            ctx.reporter.debug(f"etcd healthy after {time.monotonic() - started:.1f}s: {output}")
+            return
+        time.sleep(1.0)
+    journals = []
+    for member in ctx.cluster.etcd_members:
+        journals.append(f"--- {member.name}:\n" + unit_journal(ctx.transport.connection(member), UNIT, 12))
+    raise BootstrapError(f"etcd not healthy after {HEALTH_TIMEOUT:.0f}s: {output[-400:]}\n" + "\n".join(journals))
+
+
+PHASE = Phase(
+    NAME,
+    "etcd cluster",
+    lambda cluster: cluster.etcd_members,
+    desired,
+    verify=verify,
+    artifacts=("etcd", "etcdctl"),
+)

@@ -1,0 +1,344 @@
+"""Preflight, then the phases in the guide's order: plan (diff only) or apply (diff, change, verify)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bootstrap import render
+from bootstrap.context import RunContext
+from bootstrap.engine import (
+    TRANSFERS,
+    BootstrapError,
+    Change,
+    ConflictError,
+    Custom,
+    DiffResult,
+    Directory,
+    File,
+    HostView,
+    Note,
+    PathState,
+    PhasePlan,
+    Resource,
+    Symlink,
+    Unit,
+    apply_changes,
+    diff_host,
+    in_parallel,
+    manifest_fact,
+    paths_fact,
+    split_results,
+    units_fact,
+)
+from bootstrap.phases import Phase, environment, etcd, flannel, master, nodes
+from bootstrap.phases import docker as docker_phase
+from bootstrap.phases import pki as pki_phase
+from bootstrap.probe import PROBE_FACTS, REQUIRED_COMMANDS, WORKER_COMMANDS, HostProbe, host_probe
+from bootstrap.state import new_token
+from kubeproof import layout
+from kubeproof.facts import Fact, HostFacts
+from kubeproof.inventory import HostSpec
+from kubeproof.redact import register_secret
+from kubeproof.transport import HostUnreachable, ProbeError
+
+PHASES: tuple[Phase, ...] = (
+    environment.PHASE,
+    pki_phase.PHASE,
+    etcd.PHASE,
+    docker_phase.PHASE,
+    flannel.PHASE,
+    master.PHASE,
+    nodes.PHASE,
+)
+PHASE_NAMES = tuple(p.name for p in PHASES)
+
+
+@dataclass
+class RunResult:
+    changes: int = 0
+    notes: int = 0
+    errors: list[str] = field(default_factory=list)
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+    preflight_seconds: float = 0.0
+    total_seconds: float = 0.0
+    planned: list[Change] = field(default_factory=list)
+
+
+def select_phases(names: Sequence[str] | None) -> list[Phase]:
+    if not names:
+        return list(PHASES)
+    unknown = [n for n in names if n not in PHASE_NAMES]
+    if unknown:
+        raise BootstrapError(f"unknown phase {', '.join(unknown)} (phases: {', '.join(PHASE_NAMES)})")
+    return [p for p in PHASES if p.name in names]
+
+
+def phase_number(phase: Phase) -> int:
+    return PHASE_NAMES.index(phase.name) + 1 if phase.name in PHASE_NAMES else 0
+
+
+def tag(phase: Phase) -> str:
+    return f"[{phase_number(phase)}/{len(PHASES)} {phase.name}]"
+
+
+# ----------------------------------------------------------------------------- facts for a host's resources
+
+
+def facts_for(resources: Sequence[Resource]) -> list[Fact[Any]]:
+    paths = [r.path for r in resources if isinstance(r, (File, Directory, Symlink))]
+    units = [r.name for r in resources if isinstance(r, Unit)]
+    units += [u for r in resources if isinstance(r, File) for u in r.restarts]
+    facts: list[Fact[Any]] = [paths_fact(paths or ["/"]), manifest_fact]
+    if units:
+        facts.append(units_fact(units))
+    for resource in resources:
+        if isinstance(resource, Custom):
+            facts.extend(resource.facts)
+    return facts
+
+
+def plan_phase(ctx: RunContext, phase: Phase) -> PhasePlan:
+    plan = PhasePlan(phase.name, phase_number(phase))
+    hosts = phase.hosts(ctx.cluster)
+
+    def host_plan(host: HostSpec) -> tuple[DiffResult, str | None]:
+        resources = phase.desired(ctx, host)
+        conn = ctx.transport.connection(host)
+        facts = HostFacts(conn, lambda: [])
+        facts.gather(facts_for(resources))
+        view = HostView(ctx, host, conn, facts, phase.name)
+        try:
+            return diff_host(view, resources), None
+        except ConflictError as exc:
+            return [], str(exc)
+
+    for results, error in in_parallel(hosts, host_plan):
+        split_results(results, plan)
+        if error:
+            plan.errors.append(error)
+    if phase.cluster_diff is not None:
+        try:
+            split_results(phase.cluster_diff(ctx), plan)
+        except ConflictError as exc:
+            plan.errors.append(str(exc))
+    return plan
+
+
+# ----------------------------------------------------------------------------- preflight
+
+
+def _probe_hosts(ctx: RunContext) -> None:
+    def probe(host: HostSpec) -> HostProbe:
+        facts = HostFacts(ctx.transport.connection(host), lambda: [])
+        try:
+            facts.gather(PROBE_FACTS)
+            return host_probe(host.name, facts.get)
+        except HostUnreachable as exc:
+            raise BootstrapError(f"preflight: {host.name} unreachable: {exc.reason}; nothing was changed") from None
+        except ProbeError as exc:
+            raise BootstrapError(f"preflight: {host.name}: {exc.reason}; nothing was changed") from None
+
+    for probe_result in in_parallel(list(ctx.cluster.hosts), probe):
+        ctx.probes[probe_result.host] = probe_result
+
+
+def _check_hosts(ctx: RunContext, phases: Sequence[Phase]) -> list[str]:
+    problems: list[str] = []
+    names = {p.name for p in phases}
+    for host in ctx.cluster.hosts:
+        probe = ctx.probe(host)
+        if probe.uid != "0":
+            problems.append(f"{host.name}: the SSH user is not root (uid {probe.uid}); kubeproof needs root")
+        missing = [c for c in REQUIRED_COMMANDS if not probe.commands.get(c)]
+        if host.has_role("node"):
+            missing += [c for c in WORKER_COMMANDS if not probe.commands.get(c)]
+        if missing:
+            problems.append(f"{host.name}: required commands missing: {', '.join(missing)}")
+        if probe.family == "unknown":
+            problems.append(f"{host.name}: unknown OS family ({probe.os.get('ID', '?')}): need apt or yum")
+        if host.has_role("node") and probe.iface_for(host) is None and names & {"flannel", "nodes"}:
+            problems.append(f"{host.name}: no network interface carries its inventory address {host.address}")
+        if host.has_role("node") and not probe.docker_installed and probe.family == "unknown":
+            problems.append(f"{host.name}: docker is not installed and no package manager is known")
+    return problems
+
+
+def _resolve_token(ctx: RunContext) -> None:
+    token = ctx.state.read_token()
+    if token:
+        ctx.token, ctx.token_source = token, "state"
+        return
+    for master_host in ctx.cluster.masters:
+        data = ctx.transport.connection(master_host).read_file(layout.TOKEN_CSV)
+        if data:
+            existing = render.parse_token_csv(data.decode("utf-8", "replace"))
+            if existing:
+                register_secret(existing)
+                ctx.token, ctx.token_source = existing, f"adopted from {master_host.name}:{layout.TOKEN_CSV}"
+                if ctx.apply:
+                    ctx.state.save_token(existing)
+                return
+    ctx.token, ctx.token_source = new_token(), "new"
+    if ctx.apply:
+        ctx.state.save_token(ctx.token)
+
+
+def _ownership_conflicts(ctx: RunContext, phases: Sequence[Phase]) -> list[str]:
+    """Every target path of every phase against each host's manifest, before anything changes."""
+    wanted: dict[str, list[Resource]] = {}
+    for phase in phases:
+        for host in phase.hosts(ctx.cluster):
+            wanted.setdefault(host.name, []).extend(phase.desired(ctx, host))
+
+    def check(host_name: str) -> list[str]:
+        resources = wanted[host_name]
+        files = [r for r in resources if isinstance(r, File)]
+        links = [r for r in resources if isinstance(r, Symlink)]
+        facts = HostFacts(ctx.transport.connection(host_name), lambda: [])
+        fact = paths_fact([r.path for r in files + links] or ["/"], "kp-owned-paths", skip_owned_binaries=True)
+        facts.gather([fact, manifest_fact])
+        states: dict[str, PathState] = facts.get(fact)
+        manifest = facts.get(manifest_fact)
+        problems: list[str] = []
+        for item in files:
+            state = states[item.path]
+            if state.kind == "missing" or item.path in manifest.files:
+                if item.ca and state.kind == "file" and state.sha256 != item.content.sha256 and not ctx.replace_ca:
+                    problems.append(f"{host_name}: {item.path} holds a different CA than {ctx.pki_dir}")
+                continue
+            if state.kind != "file":
+                problems.append(f"{host_name}: {item.path} exists as a {state.kind}")
+            elif state.sha256 != item.content.sha256:
+                if item.ca and ctx.replace_ca:
+                    continue
+                problems.append(f"{host_name}: {item.path} exists, differs, and was not created by kubeproof")
+        for link in links:
+            state = states[link.path]
+            if state.kind in ("missing",) or link.path in manifest.links:
+                continue
+            if not (state.kind == "link" and state.target == link.target):
+                problems.append(f"{host_name}: {link.path} exists and was not created by kubeproof")
+        return problems
+
+    results = in_parallel(sorted(wanted), check)
+    return [problem for host_problems in results for problem in host_problems]
+
+
+def preflight(ctx: RunContext, phases: Sequence[Phase]) -> None:
+    reporter = ctx.reporter
+    started = time.monotonic()
+    keys = sorted({key for phase in phases for key in phase.artifacts})
+    missing = ctx.artifacts.missing(keys)
+    if missing:
+        raise BootstrapError("preflight: artifacts missing, nothing was changed:\n  " + "\n  ".join(missing))
+    _probe_hosts(ctx)
+    problems = _check_hosts(ctx, phases)
+    if problems:
+        raise BootstrapError("preflight failed, nothing was changed:\n  " + "\n  ".join(problems))
+    for host in ctx.cluster.hosts:
+        probe = ctx.probe(host)
+        reporter.debug(
+            f"probe {host.name}: {probe.os.get('PRETTY_NAME', '?')}, family {probe.family}, iface "
+            f"{probe.iface_for(host)}, docker {'yes' if probe.docker_installed else 'no'} "
+            f"({probe.docker_cgroup_driver}), ip_vs {probe.ip_vs}, conntrack writable {probe.conntrack_writable}, "
+            f"cgroup fs {probe.cgroup_fs}"
+        )
+    _resolve_token(ctx)
+    ctx.pki_dir = pki_phase.rendering_pki(ctx)
+    if ctx.apply and ctx.pki_dir != ctx.state.pki and pki_phase.PHASE not in phases:
+        raise BootstrapError(
+            f"preflight: the PKI in {ctx.state.pki} is incomplete and the pki phase is not selected: "
+            "add --phase pki (or run all phases); nothing was changed"
+        )
+    conflicts = _ownership_conflicts(ctx, phases)
+    if conflicts:
+        raise ConflictError(
+            "preflight: kubeproof would overwrite files it did not create; nothing was changed:\n  "
+            + "\n  ".join(conflicts)
+            + "\n  Move them away (or remove them) if kubeproof should manage them, then run again."
+        )
+    reporter.line(
+        f"preflight: {len(ctx.cluster.hosts)} hosts reachable, artifacts present, no ownership conflict, "
+        f"bootstrap token: {ctx.token_source} ({time.monotonic() - started:.1f}s)"
+    )
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def run(ctx: RunContext, phases: Sequence[Phase]) -> RunResult:
+    result = RunResult()
+    reporter = ctx.reporter
+    run_started = time.monotonic()
+    try:
+        preflight(ctx, phases)
+        result.preflight_seconds = time.monotonic() - run_started
+        for phase in phases:
+            _run_phase(ctx, phase, result)
+            if result.errors and ctx.apply:
+                break
+    finally:
+        result.total_seconds = time.monotonic() - run_started
+        ctx.sha_cache.save()
+        for scratch in ctx.extra.get("cleanup", []):
+            shutil.rmtree(scratch, ignore_errors=True)
+    verb = "apply" if ctx.apply else "plan"
+    summary = f"{verb}: {result.changes} change{'s' if result.changes != 1 else ''}"
+    if result.errors:
+        summary += f", {len(result.errors)} error{'s' if len(result.errors) != 1 else ''}"
+    reporter.line(f"{summary} in {result.total_seconds:.1f}s", always=True)
+    timings = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.phase_seconds.items())
+    reporter.line(f"  times: preflight {result.preflight_seconds:.1f}s, {timings}", always=True)
+    if TRANSFERS.bytes >= 1_000_000:
+        reporter.line(f"  transfers: {TRANSFERS.summary()}")
+    return result
+
+
+def _run_phase(ctx: RunContext, phase: Phase, result: RunResult) -> None:
+    reporter = ctx.reporter
+    started = time.monotonic()
+    prefix = tag(phase)
+    local = phase.prepare(ctx) if phase.prepare else []
+    for line in local:
+        if not line.startswith("note: "):
+            result.changes += 1
+        reporter.line(f"{prefix} local: {line}")
+    plan = plan_phase(ctx, phase)
+    for note in plan.notes:
+        result.notes += 1
+        reporter.line(f"{prefix} {note.host}: note: {note.text}")
+    for error in plan.errors:
+        reporter.line(f"{prefix} ERROR {error}")
+    result.errors += plan.errors
+    if not ctx.apply:
+        for change in plan.changes:
+            reporter.line(f"{prefix} {change.host}: {change.description}")
+        result.changes += len(plan.changes)
+        result.planned += plan.changes
+        result.phase_seconds[phase.name] = time.monotonic() - started
+        return
+    if plan.errors:
+        raise ConflictError(f"{prefix} nothing changed in this phase:\n  " + "\n  ".join(plan.errors))
+
+    def done(change: Change, seconds: float) -> None:
+        reporter.line(f"{prefix} {change.host}: {change.description} ({seconds:.2f}s)")
+
+    for change in plan.changes:
+        reporter.debug(f"{prefix} planned {change.host}: {change.description}")
+    apply_changes(plan.changes, done)
+    result.changes += len(plan.changes)
+    if phase.verify is not None:
+        verify_started = time.monotonic()
+        phase.verify(ctx)
+        reporter.debug(f"{prefix} verified in {time.monotonic() - verify_started:.1f}s")
+    seconds = time.monotonic() - started
+    result.phase_seconds[phase.name] = seconds
+    local_changes = [line for line in local if not line.startswith("note: ")]
+    reporter.line(f"{prefix} done: {len(plan.changes) + len(local_changes)} changes, {seconds:.1f}s")
+
+
+__all__ = ["PHASES", "PHASE_NAMES", "Note", "RunResult", "plan_phase", "preflight", "run", "select_phases"]

@@ -1,0 +1,687 @@
+"""Probes for ETCD-01..11 and SEC-01: the etcd cluster of the guide's chapter 二.
+
+Three kinds of source, each recorded with the observation:
+* the member's host (one batched fact script): layout, unit, env file, /proc/<MainPID>, etcdctl;
+* the etcd v3 API over TLS from this machine (pyetcd, through `kubeproof.clients.etcd`): status,
+  member list, alarms, a linearizable read, a write read back through every other member;
+* a peer host: plain http and TLS without a client certificate against the member's ports.
+
+Settings checks (ETCD-02..06) read the configuration as written (unit + env file), so they hold
+whether or not etcd runs; ETCD-06:running compares it with what the process actually runs with.
+When a member does not answer, rows that need its answer error with that root cause; rows about
+the cluster's agreement (ETCD-07, ETCD-08:state, ETCD-09) fail, naming it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import shlex
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from kubeproof import clients, layout
+from kubeproof.checks import NotApplicable, Observation
+from kubeproof.facts import etcd as facts
+from kubeproof.facts.etcd import ServiceConfig
+from kubeproof.facts.files import directory_stat
+from kubeproof.inventory import HostSpec
+from kubeproof.probes import probe
+from kubeproof.session import HostContext
+from kubeproof.transport import ProbeError
+
+T = TypeVar("T")
+
+# kubeproof's own keys: written by ETCD-11 and deleted again at once
+PROBE_KEY_PREFIX = "/kubeproof/probe/"
+ETCD_DEFAULT_TOKEN = "etcd-cluster"  # noqa: S105 -- not a secret: etcd's default --initial-cluster-token
+
+
+def describe_error(exc: BaseException) -> str:
+    """A gRPC error's code and details (pyetcd re-raises them as bare exceptions, the cause kept)."""
+    for candidate in (exc, exc.__cause__, exc.__context__):
+        code = getattr(candidate, "code", None)
+        details = getattr(candidate, "details", None)
+        if callable(code) and callable(details):
+            try:
+                return f"{code().name}: {details()}"
+            except Exception:  # noqa: S112 -- not a live gRPC error after all: try the next candidate
+                continue
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:300]}" if lines else type(exc).__name__
+
+
+# ----------------------------------------------------------------------------- host facts
+
+
+def _service(ctx: HostContext, host: HostSpec | None = None) -> ServiceConfig:
+    return ctx.fact(facts.etcd_service, host)
+
+
+def _configured(ctx: HostContext, host: HostSpec | None = None) -> dict[str, str]:
+    return facts.configured_etcd_settings(_service(ctx, host))
+
+
+def _effective(ctx: HostContext) -> dict[str, str]:
+    """What etcd runs with when it runs, else what it would start with."""
+    service = _service(ctx)
+    return facts.running_etcd_settings(service) or facts.configured_etcd_settings(service)
+
+
+def _origin(service: ServiceConfig, name: str) -> str:
+    """Where a configured setting comes from, for the observation's sources."""
+    flag_names = {arg.lstrip("-").partition("=")[0] for arg in service.configured_argv()[1:] if arg.startswith("-")}
+    if name in flag_names:
+        return f"--{name} in the ExecStart of {service.unit}"
+    variable = "ETCD_" + name.upper().replace("-", "_")
+    for path in service.settings.environment_files:
+        text = service.env_files.get(path)
+        if text and variable in facts.parse_env_file(text):
+            return f"{variable} in {path}"
+    return f"{variable}/--{name}: set nowhere"
+
+
+def _unhealthy_diagnosis(ctx: HostContext) -> list[str]:
+    """The unit's state and last journal lines (read without recording: diagnosis, not a source)."""
+    return ctx.session.facts(ctx.host).get(facts.etcd_service).diagnosis()
+
+
+@probe("etcd_layout_missing")
+def etcd_layout_missing(ctx: HostContext, _: str) -> list[str]:
+    return ctx.fact(facts.etcd_layout).missing()
+
+
+@probe("etcdctl_on_path")
+def etcdctl_on_path(ctx: HostContext, _: str) -> Observation:
+    """What a root login shell runs as `etcdctl`, symlinks resolved."""
+    found = ctx.fact(facts.etcd_layout)
+    value = found.etcdctl_resolved or found.etcdctl_on_path or "not on PATH"
+    if value == layout.ETCD_BIN + "/etcdctl":
+        return ctx.observation(value)
+    return ctx.observation(
+        value,
+        [
+            f"`command -v etcdctl` in a root login shell: {found.etcdctl_on_path or 'nothing'}",
+            f"{layout.ETCD_BIN}: {', '.join(found.versions) or 'no version printed'}",
+        ],
+    )
+
+
+@probe("etcd_setting")
+def etcd_setting(ctx: HostContext, name: str) -> str:
+    service = _service(ctx)
+    ctx.note_source(f"{ctx.host.name}: {_origin(service, name)}")
+    return facts.configured_etcd_settings(service).get(name, "not set")
+
+
+@probe("etcd_urls")
+def etcd_urls(ctx: HostContext, name: str) -> list[str]:
+    service = _service(ctx)
+    ctx.note_source(f"{ctx.host.name}: {_origin(service, name)}")
+    return facts.split_urls(facts.configured_etcd_settings(service).get(name))
+
+
+@probe("etcd_initial_cluster_name")
+def etcd_initial_cluster_name(ctx: HostContext, _: str) -> str:
+    """The name ETCD_INITIAL_CLUSTER gives to this member's own peer URL."""
+    own = f"https://{ctx.host.address}:2380"
+    entries = facts.parse_initial_cluster(_configured(ctx).get("initial-cluster"))
+    names = [name for name, url in entries if url == own]
+    if not names:
+        return f"{own} is not in the initial cluster"
+    return names[0] if len(names) == 1 else f"{own} appears {len(names)} times: {', '.join(names)}"
+
+
+@probe("etcd_name_shared_with")
+def etcd_name_shared_with(ctx: HostContext, _: str) -> list[str]:
+    """Other members configured with the same ETCD_NAME as this one."""
+    mine = _configured(ctx).get("name")
+    return [
+        f"{h.name} (name={mine})"
+        for h in ctx.cluster.etcd_members
+        if h.name != ctx.host.name and _configured(ctx, h).get("name") == mine
+    ]
+
+
+@probe("etcd_initial_cluster")
+def etcd_initial_cluster(ctx: HostContext, _: str) -> list[str]:
+    service = _service(ctx)
+    ctx.note_source(f"{ctx.host.name}: {_origin(service, 'initial-cluster')}")
+    return [f"{name}={url}" for name, url in facts.parse_initial_cluster(_configured(ctx).get("initial-cluster"))]
+
+
+@probe("etcd_initial_cluster_differs")
+def etcd_initial_cluster_differs(ctx: HostContext, _: str) -> list[str]:
+    """Members whose ETCD_INITIAL_CLUSTER lists other members than this one's (order aside)."""
+    mine = sorted(facts.parse_initial_cluster(_configured(ctx).get("initial-cluster")))
+    differing = []
+    for host in ctx.cluster.etcd_members:
+        if host.name == ctx.host.name:
+            continue
+        theirs = _configured(ctx, host).get("initial-cluster")
+        if sorted(facts.parse_initial_cluster(theirs)) != mine:
+            differing.append(f"{host.name}: {theirs!r}")
+    return differing
+
+
+@probe("etcd_token_differs")
+def etcd_token_differs(ctx: HostContext, _: str) -> list[str]:
+    mine = _configured(ctx).get("initial-cluster-token", ETCD_DEFAULT_TOKEN)
+    return [
+        f"{host.name}: {theirs!r} (here: {mine!r})"
+        for host in ctx.cluster.etcd_members
+        if host.name != ctx.host.name
+        and (theirs := _configured(ctx, host).get("initial-cluster-token", ETCD_DEFAULT_TOKEN)) != mine
+    ]
+
+
+@probe("etcd_unit_property")
+def etcd_unit_property(ctx: HostContext, name: str) -> str:
+    service = _service(ctx)
+    if not service.installed:
+        return service.state
+    return service.properties.get(name, "unset")
+
+
+@probe("etcd_service_state")
+def etcd_service_state(ctx: HostContext, _: str) -> Observation:
+    service = _service(ctx)
+    state = service.state
+    return ctx.observation(state, [] if state == "active, enabled" else service.diagnosis())
+
+
+@probe("etcd_tls_settings")
+def etcd_tls_settings(ctx: HostContext, _: str) -> list[str]:
+    """`setting=path` for every TLS file the configuration names (client side and peer side)."""
+    configured = _configured(ctx)
+    return [f"{name}={configured[name]}" for name in facts.ETCD_TLS_SETTINGS if configured.get(name)]
+
+
+@probe("etcd_tls_files_missing")
+def etcd_tls_files_missing(ctx: HostContext, _: str) -> list[str]:
+    """TLS files the configuration names that are not on the host (the guide's ps shows /opt/etc/ssl/ca.pem)."""
+    configured = _configured(ctx)
+    paths = sorted({configured[name] for name in facts.ETCD_TLS_SETTINGS if configured.get(name)})
+    in_ssl = ctx.fact(directory_stat(layout.ETCD_SSL)) or {}
+    missing = [p for p in paths if p.rpartition("/")[0] == layout.ETCD_SSL and p.rpartition("/")[2] not in in_ssl]
+    elsewhere = [p for p in paths if p.rpartition("/")[0] != layout.ETCD_SSL]
+    if elsewhere:  # rare: one more round trip, only for paths outside the guide's directory
+        command = "for p in " + " ".join(shlex.quote(p) for p in elsewhere) + '; do [ -e "$p" ] || echo "$p"; done'
+        result = ctx.session.transport.connection(ctx.host).run(command)
+        ctx.note_source(f"{ctx.host.name}$ {command}")
+        missing += [line for line in result.stdout.splitlines() if line]
+    return sorted(missing)
+
+
+@probe("etcd_running_drift")
+def etcd_running_drift(ctx: HostContext, _: str) -> Observation:
+    """Settings the running etcd has that differ from its configuration (edited, not restarted)."""
+    service = _service(ctx)
+    running = facts.running_etcd_settings(service)
+    if running is None:
+        raise ProbeError(ctx.host.name, f"prerequisite failed: etcd is not running ({service.unit}: {service.state})")
+    configured = facts.configured_etcd_settings(service)
+    drift = [
+        f"{name}: configured {configured.get(name, 'not set')!r}, running {running.get(name, 'not set')!r}"
+        for name in facts.ETCD_COMPARED_SETTINGS
+        if configured.get(name) != running.get(name)
+    ]
+    diagnosis = (
+        [f"etcd main PID {service.properties.get('MainPID')}: {' '.join(service.cmdline or ())}"] if drift else []
+    )
+    return ctx.observation(drift, diagnosis)
+
+
+@probe("etcdctl_health")
+def etcdctl_health(ctx: HostContext, _: str) -> Observation:
+    health = ctx.fact(facts.etcdctl_health(ctx.host))
+    if health.healthy:
+        return ctx.observation("healthy")
+    return ctx.observation(f"unhealthy: {health.error or 'no reason given'}", _unhealthy_diagnosis(ctx))
+
+
+# ----------------------------------------------------------------------------- the etcd API
+
+
+@dataclass(frozen=True)
+class ListedMember:
+    id: int
+    name: str
+    peer_urls: tuple[str, ...]
+    client_urls: tuple[str, ...]
+
+    @property
+    def entry(self) -> str:
+        return f"{self.name or '(unstarted)'}={','.join(self.peer_urls)}"
+
+
+@dataclass
+class MemberAnswer:
+    """What one member said over TLS; `error` set when it did not answer Status at all.
+
+    A member without a leader still answers Status (and, in 3.4, MemberList) but not what goes
+    through raft (Alarm) or needs a quorum (a linearizable read): those errors are kept apart.
+    """
+
+    host: HostSpec
+    url: str
+    error: str | None = None
+    members_error: str | None = None
+    alarms_error: str | None = None
+    member_id: int = 0
+    leader_id: int = 0
+    raft_term: int = 0
+    raft_index: int = 0
+    version: str = ""
+    members: list[ListedMember] = field(default_factory=list)
+    alarms: list[tuple[int, str]] = field(default_factory=list)
+    read_error: str | None = None  # the linearizable read of "health" (what etcdctl endpoint health does)
+
+
+@dataclass
+class ClusterView:
+    answers: dict[str, MemberAnswer]
+
+    def answering(self) -> list[MemberAnswer]:
+        return [a for a in self.answers.values() if a.error is None]
+
+    def member_list(self) -> list[ListedMember]:
+        for answer in self.answering():
+            if answer.members:
+                return answer.members
+        return []
+
+    def name_of(self, member_id: int) -> str:
+        for member in self.member_list():
+            if member.id == member_id:
+                return member.name or f"{member_id:x}"
+        return f"{member_id:x}"
+
+    def summary(self) -> list[str]:
+        lines = []
+        for answer in self.answers.values():
+            label = f"{answer.host.etcd_name} ({answer.url})"
+            if answer.error:
+                lines.append(f"{label}: no answer: {answer.error}")
+            else:
+                lines.append(
+                    f"{label}: leader {self.name_of(answer.leader_id) if answer.leader_id else 'none'}, "
+                    f"raft term {answer.raft_term}, raft index {answer.raft_index}, version {answer.version}"
+                )
+        return lines
+
+
+def _client_url(host: HostSpec) -> str:
+    return f"https://{host.address}:2379"
+
+
+def _forget_failures(client: Any) -> None:
+    # pyetcd marks an endpoint "failed" for 300 s after one error and then refuses to dial it,
+    # hiding the reason; kubeproof asks each member afresh to report why it did not answer.
+    for endpoint in getattr(client, "endpoints", {}).values():
+        endpoint.last_failed = 0
+
+
+def _ask(client: Any, host: HostSpec) -> MemberAnswer:
+    from pyetcd import etcdrpc
+
+    answer = MemberAnswer(host, _client_url(host))
+    _forget_failures(client)
+    try:
+        status = client.maintenancestub.Status(etcdrpc.StatusRequest(), client.timeout)
+    except Exception as exc:  # gRPC raises many types; all mean this member did not answer
+        answer.error = describe_error(exc)
+        return answer
+    answer.member_id = status.header.member_id
+    answer.leader_id, answer.raft_term, answer.raft_index = status.leader, status.raftTerm, status.raftIndex
+    answer.version = status.version
+    try:
+        listed = client.clusterstub.MemberList(etcdrpc.MemberListRequest(), client.timeout)
+        answer.members = [
+            ListedMember(m.ID, m.name, tuple(sorted(m.peerURLs)), tuple(sorted(m.clientURLs))) for m in listed.members
+        ]
+    except Exception as exc:  # answered Status, not this: kept with the answer
+        answer.members_error = describe_error(exc)
+    try:
+        request = etcdrpc.AlarmRequest(action=etcdrpc.AlarmRequest.GET, memberID=0, alarm=etcdrpc.NONE)
+        alarms = client.maintenancestub.Alarm(request, client.timeout)
+        answer.alarms = [(a.memberID, etcdrpc.AlarmType.Name(a.alarm)) for a in alarms.alarms]
+    except Exception as exc:  # the alarm list goes through raft: no leader, no answer
+        answer.alarms_error = describe_error(exc)
+    try:
+        client.kvstub.Range(etcdrpc.RangeRequest(key=b"health"), client.timeout)
+    except Exception as exc:  # e.g. no leader: the read needs a quorum
+        answer.read_error = describe_error(exc)
+    return answer
+
+
+def _view(ctx: HostContext) -> ClusterView:
+    etcd = clients.etcd(ctx)  # raises "prerequisite failed" when no member answers at all
+    ctx.note_source(
+        "etcd v3 API over TLS from this machine (Status, MemberList, Alarm, Range 'health'): "
+        + ", ".join(_client_url(h) for h in ctx.cluster.etcd_members)
+    )
+
+    def compute() -> ClusterView:
+        return ClusterView({h.name: _ask(etcd.members[h.name], h) for h in ctx.cluster.etcd_members})
+
+    return ctx.session.shared("etcd-cluster-view", compute)
+
+
+def through_any_member(ctx: HostContext, what: str, read: Callable[[Any], T]) -> T:
+    """Run an etcd API read through the first member that answers (used by the flannel checks too)."""
+    etcd = clients.etcd(ctx)
+    errors = []
+    for host in ctx.cluster.etcd_members:
+        client = etcd.members[host.name]
+        _forget_failures(client)
+        try:
+            value = read(client)
+        except Exception as exc:  # this member failed; the next may answer
+            errors.append(f"{host.etcd_name}: {describe_error(exc)}")
+            continue
+        ctx.note_source(f"etcd v3 API over TLS from this machine: {what} via {_client_url(host)}")
+        return value
+    raise ProbeError(ctx.host.name, f"prerequisite failed: no etcd member answered {what}: " + "; ".join(errors))
+
+
+@probe("etcd_api_health")
+def etcd_api_health(ctx: HostContext, _: str) -> Observation:
+    view = _view(ctx)
+    answer = view.answers[ctx.host.name]
+    problem = answer.error or answer.read_error or answer.alarms_error
+    if problem is None:
+        own_alarms = [kind for member_id, kind in answer.alarms if member_id == answer.member_id]
+        if own_alarms:
+            problem = "alarm " + ", ".join(own_alarms)
+    if problem is None:
+        return ctx.observation("healthy")
+    return ctx.observation(f"unhealthy: {problem}", _unhealthy_diagnosis(ctx) + view.summary())
+
+
+@probe("etcd_member_list")
+def etcd_member_list(ctx: HostContext, _: str) -> Observation:
+    """`name=peer URLs` of every member the cluster lists (`(unstarted)` for a member never started)."""
+    view = _view(ctx)
+    entries = sorted(member.entry for member in view.member_list())
+    return ctx.observation(entries, [] if entries == sorted(_expected_entries(ctx)) else view.summary())
+
+
+def _expected_entries(ctx: HostContext) -> list[str]:
+    return ctx.cluster.etcd_initial_cluster.split(",") if ctx.cluster.etcd_members else []
+
+
+def _listed_self(ctx: HostContext, view: ClusterView) -> ListedMember | None:
+    own_peer = f"https://{ctx.host.address}:2380"
+    for member in view.member_list():
+        if member.name == ctx.host.etcd_name or own_peer in member.peer_urls:
+            return member
+    return None
+
+
+@probe("etcd_member_state")
+def etcd_member_state(ctx: HostContext, _: str) -> Observation:
+    """started (listed, named, answering), or why not."""
+    view = _view(ctx)
+    listed = _listed_self(ctx, view)
+    answer = view.answers[ctx.host.name]
+    if listed is None:
+        value = "not listed"
+    elif not listed.name:
+        value = "unstarted"
+    elif answer.error:
+        value = f"not answering: {answer.error}"
+    else:
+        value = "started"
+    return ctx.observation(value, [] if value == "started" else _unhealthy_diagnosis(ctx) + view.summary())
+
+
+@probe("etcd_member_client_urls")
+def etcd_member_client_urls(ctx: HostContext, _: str) -> list[str]:
+    """The client URLs the member list carries for this member (its --advertise-client-urls)."""
+    listed = _listed_self(ctx, _view(ctx))
+    return ["not listed"] if listed is None else list(listed.client_urls)
+
+
+def _silent(view: ClusterView) -> list[str]:
+    return [f"{a.host.etcd_name} did not answer: {a.error}" for a in view.answers.values() if a.error]
+
+
+@probe("etcd_leader_problems")
+def etcd_leader_problems(ctx: HostContext, _: str) -> Observation:
+    """Exactly one leader, the same for every member, and a listed member."""
+    view = _view(ctx)
+    problems = _silent(view)
+    answering = view.answering()
+    leaderless = [a.host.etcd_name or a.host.name for a in answering if not a.leader_id]
+    if leaderless:
+        problems.append(f"no leader according to {', '.join(leaderless)}")
+    leaders = {a.leader_id for a in answering if a.leader_id}
+    if len(leaders) > 1:
+        problems.append(
+            "members disagree on the leader: "
+            + ", ".join(f"{a.host.etcd_name} sees {view.name_of(a.leader_id)}" for a in answering)
+        )
+    listed_ids = {m.id for m in view.member_list()}
+    problems += [f"leader {leader:x} is not in the member list" for leader in leaders if leader not in listed_ids]
+    return ctx.observation(problems, view.summary() if problems else [])
+
+
+@probe("etcd_term_problems")
+def etcd_term_problems(ctx: HostContext, _: str) -> Observation:
+    view = _view(ctx)
+    problems = _silent(view)
+    terms = {a.raft_term for a in view.answering()}
+    if len(terms) > 1:
+        problems.append(
+            "raft terms differ: " + ", ".join(f"{a.host.etcd_name}={a.raft_term}" for a in view.answering())
+        )
+    return ctx.observation(problems, view.summary() if problems else [])
+
+
+@probe("etcd_raft_index_spread")
+def etcd_raft_index_spread(ctx: HostContext, _: str) -> Observation:
+    """Largest difference between the members' raft indexes (read one after another, so never 0 under load)."""
+    view = _view(ctx)
+    indexes = [a.raft_index for a in view.answering()]
+    spread = max(indexes) - min(indexes)
+    return ctx.observation(spread, view.summary())
+
+
+@probe("etcd_alarms")
+def etcd_alarms(ctx: HostContext, _: str) -> list[str]:
+    view = _view(ctx)
+    listing = [a for a in view.answering() if a.alarms_error is None]
+    if not listing:
+        return [
+            "no member lists its alarms: "
+            + "; ".join(f"{a.host.etcd_name}: {a.alarms_error}" for a in view.answering())
+        ]
+    return [f"{view.name_of(member_id)}: {kind}" for member_id, kind in listing[0].alarms]
+
+
+@probe("etcd_replication_problems")
+def etcd_replication_problems(ctx: HostContext, _: str) -> Observation:
+    """Write a kubeproof key through this member, read it linearizably through every other, delete it."""
+    view = _view(ctx)
+    me = view.answers[ctx.host.name]
+    if me.error:
+        raise ProbeError(
+            ctx.host.name,
+            f"prerequisite failed: etcd member {ctx.host.etcd_name} does not answer at {me.url}: {me.error}",
+        )
+    members = clients.etcd(ctx).members
+    client = members[ctx.host.name]
+    key = PROBE_KEY_PREFIX + secrets.token_hex(8)
+    value = secrets.token_hex(16)
+    readers = [h for h in ctx.cluster.etcd_members if h.name != ctx.host.name]
+    ctx.note_source(
+        f"etcd v3 API over TLS from this machine: Put {key} via {me.url}; linearizable Range via "
+        + ", ".join(_client_url(h) for h in readers)
+        + "; Delete"
+    )
+    problems: list[str] = []
+    diagnosis: list[str] = []
+    try:
+        try:
+            client.put(key, value)
+        except Exception as exc:  # a write needs a quorum: any failure is the finding
+            return ctx.observation([f"write through {me.url} failed: {describe_error(exc)}"], view.summary())
+        for host in readers:
+            if view.answers[host.name].error:
+                diagnosis.append(f"{host.etcd_name} not read: it does not answer ({view.answers[host.name].error})")
+                continue
+            try:
+                read, _meta = members[host.name].get(key)
+            except Exception as exc:  # the reader answered Status earlier: a failed read is the finding
+                problems.append(f"read through {_client_url(host)} failed: {describe_error(exc)}")
+                continue
+            if read != value.encode():
+                problems.append(f"read through {_client_url(host)} returned {read!r}, not the value just written")
+    finally:
+        _delete_everywhere(members, key, first=ctx.host.name)
+    return ctx.observation(problems, diagnosis + (view.summary() if problems else []))
+
+
+def _delete_everywhere(members: dict[str, Any], key: str, first: str) -> None:
+    """Delete the probe key through the writer, or any member that takes it."""
+    for name in [first, *(n for n in members if n != first)]:
+        try:
+            members[name].delete(key)
+        except Exception:  # noqa: S112 -- try the next member; the key is tiny and namespaced
+            continue
+        return
+
+
+# ----------------------------------------------------------------------------- exposure (a peer's view)
+
+
+@dataclass(frozen=True)
+class PeerView:
+    peer: HostSpec
+    plain: facts.PortAnswer
+    tls: facts.PortAnswer
+
+    def lines(self) -> list[str]:
+        return [f"from {self.peer.name}: {self.plain.describe()}", f"from {self.peer.name}: {self.tls.describe()}"]
+
+
+def _peer_view(ctx: HostContext, port: int) -> PeerView:
+    peer = facts.exposure_peer(ctx.cluster, ctx.host)
+    exposure = facts.etcd_exposure(ctx.cluster, peer) if peer is not None else None
+    if peer is None or exposure is None:
+        raise NotApplicable("there is no other host to probe this member's ports from")
+    answers = ctx.fact(exposure, peer)
+    plain = answers.get(f"http://{ctx.host.address}:{port}/version")
+    tls = answers.get(f"https://{ctx.host.address}:{port}/version")
+    if plain is None or tls is None:
+        raise ProbeError(peer.name, f"the peer probe printed nothing for {ctx.host.address}:{port}")
+    if not plain.connected and not tls.connected:
+        service = _service(ctx)
+        raise ProbeError(
+            ctx.host.name,
+            f"prerequisite failed: nothing answers on {ctx.host.address}:{port} as seen from {peer.name} "
+            f"({tls.describe()}); {service.unit}: {service.state}",
+        )
+    return PeerView(peer, plain, tls)
+
+
+def _port(argument: str) -> int:
+    return int(argument or "2379")
+
+
+@probe("etcd_plaintext")
+def etcd_plaintext(ctx: HostContext, argument: str) -> Observation:
+    """Plain http to <address>:<port> from a peer host: refused, or served."""
+    view = _peer_view(ctx, _port(argument))
+    if view.plain.http_answer:
+        return ctx.observation(f"served over plain http (HTTP {view.plain.http_code})", view.lines())
+    return ctx.observation("refused")
+
+
+def _auth_settings(port: int) -> tuple[str, str]:
+    """(the client-cert-auth flag, the trusted CA setting) of the client (2379) or peer (2380) listener."""
+    if port == 2379:
+        return "client-cert-auth", "trusted-ca-file"
+    return "peer-client-cert-auth", "peer-trusted-ca-file"
+
+
+def _without_certificate(ctx: HostContext, port: int) -> Observation:
+    view = _peer_view(ctx, port)
+    if view.tls.http_answer:
+        flag, ca = _auth_settings(port)
+        settings = _effective(ctx)
+        return ctx.observation(
+            f"accepted without a client certificate (HTTP {view.tls.http_code})",
+            [*view.lines(), f"{flag}: {settings.get(flag, 'not set')}; {ca}: {settings.get(ca, 'not set')}"],
+        )
+    return ctx.observation("refused")
+
+
+@probe("etcd_without_client_cert")
+def etcd_without_client_cert(ctx: HostContext, argument: str) -> Observation:
+    """ETCD-10: where etcd verifies client certificates, a TLS client without one is refused.
+
+    etcd verifies them when --client-cert-auth is on, and also whenever a trusted CA is set:
+    TLSInfo.ServerConfig requires and verifies a client certificate if `TrustedCAFile != "" ||
+    ClientCertAuth` (etcd 3.4 to 3.6). So the guide's member, --trusted-ca-file without
+    --client-cert-auth, refuses such a client too; the missing flag itself is finding SEC-01.
+    """
+    port = _port(argument)
+    flag, ca = _auth_settings(port)
+    settings = _effective(ctx)
+    if not facts.is_true(settings.get(flag)) and not settings.get(ca):
+        raise NotApplicable(f"{ctx.host.etcd_name} has neither {flag} nor {ca}: it verifies no client: finding SEC-01")
+    return _without_certificate(ctx, port)
+
+
+@probe("etcd_client_cert_auth")
+def etcd_client_cert_auth(ctx: HostContext, argument: str) -> Observation:
+    """SEC-01: --client-cert-auth (2379) or --peer-client-cert-auth (2380) as etcd runs (else as configured).
+
+    The flag is what the finding is about: it is what makes etcd take a client's identity from its
+    certificate (v3 auth by CN). The diagnosis says whether a client without a certificate gets
+    through today (a trusted CA alone already refuses it at the TLS handshake).
+    """
+    port = _port(argument)
+    flag, ca = _auth_settings(port)
+    service = _service(ctx)
+    settings = facts.running_etcd_settings(service) or facts.configured_etcd_settings(service)
+    ctx.note_source(f"{ctx.host.name}: {_origin(service, flag)}")
+    if facts.is_true(settings.get(flag)):
+        return ctx.observation("on")
+    diagnosis = [f"{flag}: {settings.get(flag, 'not set')}; {ca}: {settings.get(ca, 'not set')}"]
+    try:
+        seen = _without_certificate(ctx, port)
+    except (ProbeError, NotApplicable) as exc:
+        diagnosis.append(f"no peer probe of port {port}: {exc}")
+    else:
+        diagnosis.append(f"a TLS client without a certificate, from a peer host: {seen.value}")
+    return ctx.observation("off", diagnosis)
+
+
+def _is_loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@probe("etcd_plaintext_listeners")
+def etcd_plaintext_listeners(ctx: HostContext, _: str) -> list[str]:
+    """SEC-01: client or peer listeners on plain http beyond loopback (configured or running)."""
+    service = _service(ctx)
+    sources = [facts.configured_etcd_settings(service), facts.running_etcd_settings(service) or {}]
+    found = {
+        url
+        for settings in sources
+        for name in ("listen-client-urls", "listen-peer-urls")
+        for url in facts.split_urls(settings.get(name))
+        if url.startswith("http://") and not _is_loopback(url)
+    }
+    return sorted(found)

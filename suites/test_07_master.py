@@ -1,0 +1,13 @@
+"""MASTER-01..10: the control plane on master01 (guide chapter 五)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.plugin import CheckCase, verify
+
+pytestmark = pytest.mark.catalogue("MASTER")
+
+
+def test_master(check_case: CheckCase) -> None:
+    verify(check_case)
