@@ -555,7 +555,8 @@ def _layout_command() -> str:
         "for d in " + directories + '; do if [ -d "$d" ]; then echo "dir $d yes"; else echo "dir $d no"; fi; done; '
         "for e in " + executables + '; do if [ -f "$e" ] && [ -x "$e" ]; then echo "exe $e yes"; '
         # etcd prints its version with --version, etcdctl (3.4) with the `version` command
-        'case $e in *ctl) v=$("$e" version 2>/dev/null | head -n 1);; *) v=$("$e" --version 2>/dev/null | head -n 1);; esac; '
+        'case $e in *ctl) v=$("$e" version 2>/dev/null | head -n 1);; '
+        '*) v=$("$e" --version 2>/dev/null | head -n 1);; esac; '
         '[ -n "$v" ] && echo "version $v"; '
         'else echo "exe $e no"; fi; done; '
         "if [ -f " + shlex.quote(layout.ETCD_ENV_FILE) + ' ]; then echo "cfg yes"; else echo "cfg no"; fi; '

@@ -33,7 +33,7 @@ APISERVER_SECURE_PORT = 6443
 INSECURE_PORT = 8080
 # a protected path: listing secrets needs privileges an anonymous user must never have (MASTER-06)
 PROTECTED_PATH = "/api/v1/namespaces/kube-system/secrets"
-# the PATH root's login shell would have without the guide's symlinks: where an admin finds kubectl
+# root's standard PATH, without /opt/kubernetes/bin (its login shell may add to it): the kubectl an admin runs
 ADMIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # how ss shows a listener on every address (recognised, never bound)

@@ -526,6 +526,7 @@ def etcd_replication_problems(ctx: HostContext, _: str) -> Observation:
     diagnosis: list[str] = []
     try:
         try:
+            _forget_failures(client)
             client.put(key, value)
         except Exception as exc:  # a write needs a quorum: any failure is the finding
             return ctx.observation([f"write through {me.url} failed: {describe_error(exc)}"], view.summary())
@@ -534,6 +535,7 @@ def etcd_replication_problems(ctx: HostContext, _: str) -> Observation:
                 diagnosis.append(f"{host.etcd_name} not read: it does not answer ({view.answers[host.name].error})")
                 continue
             try:
+                _forget_failures(members[host.name])
                 read, _meta = members[host.name].get(key)
             except Exception as exc:  # the reader answered Status earlier: a failed read is the finding
                 problems.append(f"read through {_client_url(host)} failed: {describe_error(exc)}")
@@ -549,6 +551,7 @@ def _delete_everywhere(members: dict[str, Any], key: str, first: str) -> None:
     """Delete the probe key through the writer, or any member that takes it."""
     for name in [first, *(n for n in members if n != first)]:
         try:
+            _forget_failures(members[name])
             members[name].delete(key)
         except Exception:  # noqa: S112 -- try the next member; the key is tiny and namespaced
             continue

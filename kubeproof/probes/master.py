@@ -297,8 +297,9 @@ def token_csv_user(ctx: HostContext, _: str) -> Observation:
     review = ctx.fact(facts.token_review(ctx.host.address))
     if review.username:
         return ctx.observation(review.username, [f"groups: {', '.join(review.groups)}"])
-    observed = f"not authenticated (HTTP {review.status})" if review.status else "no answer"
-    return ctx.observation(observed, [review.detail] if review.detail else [])
+    if review.status:
+        return ctx.observation(f"not authenticated (HTTP {review.status})", [review.detail] if review.detail else [])
+    return ctx.observation(f"no answer: {review.detail}" if review.detail else "no answer")
 
 
 # ----------------------------------------------------------------------------- MASTER-04

@@ -355,8 +355,8 @@ def _observe_pods(workload: SmokeWorkload) -> tuple[dict[str, PodState], bool]:
     finals: dict[str, bool] = {name: False for name in workload.workers}
     for pod in pods:
         node = pod_node(pod)
-        if node not in states:
-            continue  # a pod on a non-worker (a master with a kubelet): not ours to judge
+        if node not in states or states[node].state == RUNNING:
+            continue  # a pod on a non-worker (a master with a kubelet), or a second one (a replaced pod)
         state, details, final = pod_state(pod)
         metadata = pod.get("metadata") or {}
         states[node] = PodState(

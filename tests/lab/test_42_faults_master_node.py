@@ -384,7 +384,8 @@ def test_apiserver_down_fails_its_rows_and_gates_the_api_rows(
             return False
 
     try:
-        sh(master, "systemctl stop kube-apiserver")
+        # a graceful stop can take a minute (in-flight requests, the etcd client): wait for inactive
+        sh(master, "systemctl stop kube-apiserver", timeout=150)
         broken = suites(tmp_path, "apiserver-down", MASTER_SUITES + SMOKE_SUITE, *ONLY_MY_SEC)
         for key in (
             "MASTER-03:unit@master01",
@@ -404,7 +405,7 @@ def test_apiserver_down_fails_its_rows_and_gates_the_api_rows(
         assert_outcome(broken, "MASTER-03:authorization@master01", "error")  # no running process to read
         assert_outcome(broken, "NODE-04:unit@node01", "passed")  # host-side rows are unaffected
     finally:
-        master.run("systemctl start kube-apiserver")
+        master.run("systemctl start kube-apiserver", timeout=150)
     wait_until("the apiserver is ready", api_up, 90, 2)
     wait_until("node01 and node02 are Ready", lambda: node_ready(api, "node01") and node_ready(api, "node02"), 90, 2)
     wait_until(

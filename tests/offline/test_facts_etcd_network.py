@@ -1155,6 +1155,33 @@ def test_one_member_down_fails_agreement_and_names_it(cluster: Cluster) -> None:
         PROBES["etcd_replication_problems"](node02, "")
 
 
+def test_a_leaderless_member_answers_status_but_not_reads(cluster: Cluster) -> None:
+    """A partitioned member (seen on the lab): Status answers with leader 0, Alarm and reads time out."""
+    listed = _listed(cluster)
+    answers = {
+        "master01": _member_answer(cluster, "master01", member_id=1, leader_id=1, raft_term=9, members=listed),
+        "node01": _member_answer(cluster, "node01", member_id=2, leader_id=1, raft_term=9, members=listed),
+        "node02": _member_answer(
+            cluster,
+            "node02",
+            member_id=3,
+            leader_id=0,
+            raft_term=74,
+            members=listed,
+            alarms_error="DEADLINE_EXCEEDED: Deadline Exceeded",
+            read_error="DEADLINE_EXCEEDED: Deadline Exceeded",
+        ),
+    }
+    outputs = {"node02": {etcd_facts.etcd_service: _service_capture(GUIDE_ETCD_ENV, GUIDE_ETCD_UNIT, None, {})}}
+    session = _api_session(cluster, answers, outputs=outputs)
+    master, node02 = session.context(cluster.host("master01")), session.context(cluster.host("node02"))
+    assert PROBES["etcd_member_state"](node02, "").value == "started"
+    assert PROBES["etcd_api_health"](node02, "").value == "unhealthy: DEADLINE_EXCEEDED: Deadline Exceeded"
+    assert PROBES["etcd_leader_problems"](master, "").value == ["no leader according to etcd03"]
+    assert PROBES["etcd_term_problems"](master, "").value == ["raft terms differ: etcd01=9, etcd02=9, etcd03=74"]
+    assert PROBES["etcd_alarms"](master, "") == []
+
+
 def test_leaders_disagree(cluster: Cluster) -> None:
     listed = _listed(cluster)
     answers = {

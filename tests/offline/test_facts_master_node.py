@@ -595,3 +595,18 @@ def test_exec_status_channel() -> None:
     code, error = sp.exec_status(unreachable)
     assert code is None and "connection refused" in error
     assert sp.exec_status("", still_open=True)[1].startswith("no exit status")
+
+
+def test_every_fact_command_of_this_part_is_valid_posix_sh() -> None:
+    """dash (the nodes' /bin/sh) parses every command; the batch would otherwise lose the whole host."""
+    facts = [
+        *facts_for_host(CLUSTER, CLUSTER.host("master01")),
+        *facts_for_host(CLUSTER, CLUSTER.host("node01")),
+        mf.token_review("192.168.61.17"),
+    ]
+    mine = [f for f in facts if f.name.split(":", 1)[0] in ("master", "node", "peer", "units", "processes", "versions")]
+    mine += [f for f in facts if f.name.startswith("kubeconfig:")]
+    assert len(mine) >= 20
+    for fact in mine:
+        checked = subprocess.run(["sh", "-n", "-c", fact.command], capture_output=True, text=True, check=False)
+        assert checked.returncode == 0, f"{fact.name}: {checked.stderr}"
