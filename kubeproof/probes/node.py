@@ -408,18 +408,26 @@ _PROXY_SETTINGS = {
 
 
 def _proxy_setting(ctx: HostContext, setting: str) -> tuple[str, str]:
-    """(value, where it came from): a flag wins over the --config file, as in kube-proxy."""
+    """(value, where it came from). With --config, kube-proxy takes everything from that file and
+    ignores the other flags except logging (cmd/kube-proxy/app/options.go, Complete); without it, the flags."""
     flag_name, path = _PROXY_SETTINGS[setting]
     info = process(ctx, "kube-proxy")
     flags = info.flags
+    if info.config_path:
+        value: Any = info.config()
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        ignored = (
+            f"; --{flag_name}={flags[flag_name]} is ignored (kube-proxy reads only --config)"
+            if flag_name in flags
+            else ""
+        )
+        if value not in (None, ""):
+            return str(value), f"{info.config_path}: {'.'.join(path)}{ignored}"
+        return "(not set)", f"{info.config_path} has no {'.'.join(path)}{ignored}"
     if flag_name in flags:
         return flags[flag_name], f"--{flag_name}"
-    value: Any = info.config()
-    for key in path:
-        value = value.get(key) if isinstance(value, dict) else None
-    if value not in (None, ""):
-        return str(value), f"{info.config_path}: {'.'.join(path)}"
-    return "(not set)", "neither flag nor --config"
+    return "(not set)", "no --config and no --" + flag_name
 
 
 @probe("kube_proxy_setting")

@@ -129,6 +129,12 @@ def backup(path: str) -> str:
     return shlex.join(["cp", "-p", path, path + ".kubeproof-fault"])
 
 
+def embed_etcd_ca(kubeconfig: str, key: str) -> str:
+    """Replace a certificate field of a kubeconfig with the etcd CA: a real certificate, not the right one."""
+    pattern = "s#" + key + ": .*#" + key + ": $d#"
+    return 'd=$(base64 -w0 /opt/etcd/ssl/ca.pem) && sed -i "' + pattern + '" ' + shlex.quote(kubeconfig)
+
+
 def move_aside(path: str) -> str:
     return shlex.join(["mv", path, path + ".kubeproof-fault"])
 
@@ -137,6 +143,20 @@ def restore(path: str) -> str:
     """Put back what backup/move_aside kept (a no-op when the fault never went in)."""
     saved = path + ".kubeproof-fault"
     return shlex.join(["test", "-e", saved]) + " && " + shlex.join(["mv", "-f", saved, path]) + " || true"
+
+
+def restart_node_agents(session: Session, cluster: Cluster, api: KubeClients) -> None:
+    """After the apiserver was down or refused the kubelets (no Node authorizer), their informers sit in
+    client-go's exponential backoff for a minute or more: new pods and Services reach a node late.
+    Restarting kubelet and kube-proxy gives them fresh informers; pods keep running meanwhile."""
+    for host in cluster.workers:
+        sh(connection(session, host.name), "systemctl restart kubelet kube-proxy")
+    wait_until(
+        "every worker is Ready",
+        lambda: all(node_ready(api, host.name) for host in cluster.workers),
+        90,
+        2,
+    )
 
 
 def csr_manifest(name: str, common_name: str) -> dict[str, Any]:
@@ -188,7 +208,7 @@ def test_master_and_api_faults_fail_with_their_ids_and_recover(
     rbac = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"
     csrs = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
     saved_binding = call(api, "GET", f"{rbac}/kubelet-bootstrap").body
-    token_mode = sh(master, "stat -c %a /opt/kubernetes/cfg/token.csv").strip()
+    token_csv = "/opt/kubernetes/cfg/token.csv"
     listener = shlex.join(
         [
             "systemd-run", "--unit", f"{FAULT}-8080", "--collect", "--quiet",
@@ -197,14 +217,24 @@ def test_master_and_api_faults_fail_with_their_ids_and_recover(
         ]
     )  # fmt: skip
     bootstrap = "/opt/kubernetes/cfg/bootstrap.kubeconfig"
+    kubelet_kubeconfig = "/opt/kubernetes/cfg/kubelet.kubeconfig"
+    proxy_kubeconfig = "/opt/kubernetes/cfg/kube-proxy.kubeconfig"
+    fake_node = f"{FAULT}-node"
     try:
         # master01: a plain-HTTP listener on every address, port 8080 (MASTER-05, SEC-02)
         sh(master, listener)
         wait_until("8080 listens", lambda: "8080" in sh(master, "ss -Hltn 'sport = :8080'"), 10, 0.2)
-        # master01: token.csv readable by everyone (MASTER-02:mode)
-        sh(master, "chmod 644 /opt/kubernetes/cfg/token.csv")
-        # master01: kubectl gone from bin (MASTER-01:binaries, MASTER-07:kubectl)
+        # master01: token.csv with a second line and readable by everyone (MASTER-02, MASTER-02:mode);
+        # the running apiserver read it at start, so nothing changes for it
+        extra_line = '0123456789abcdef0123456789abcdef,kubeproof-fault,10099,"kubeproof-fault"'
+        sh(
+            master,
+            backup(token_csv) + " && " + shlex.join(["sh", "-c", 'echo "$1" >> "$2"', "sh", extra_line, token_csv]),
+        )
+        sh(master, shlex.join(["chmod", "644", token_csv]))
+        # master01: kubectl gone from bin, no logs directory (MASTER-01, MASTER-01:binaries, MASTER-07:kubectl)
         sh(master, move_aside("/opt/kubernetes/bin/kubectl"))
+        sh(master, move_aside("/opt/kubernetes/logs"))
         # API: a pending and a denied CSR of a node that is not in the cluster file (NODE-05)
         call(api, "POST", csrs, csr_manifest(f"{FAULT}-fake01", "system:node:fake01"))
         denied = call(api, "POST", csrs, csr_manifest(f"{FAULT}-fake02", "system:node:fake02")).body
@@ -219,8 +249,9 @@ def test_master_and_api_faults_fail_with_their_ids_and_recover(
             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:anonymous"}],
         }
         call(api, "POST", rbac, anonymous)
-        # API: the bootstrap binding removed (NODE-03)
+        # API: the bootstrap binding removed (NODE-03), a Node no kubelet stands behind (NODE-08:registered)
         call(api, "DELETE", f"{rbac}/kubelet-bootstrap")
+        call(api, "POST", "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": fake_node}})
         # node01: kube-proxy's binary gone (NODE-01; the running process is unaffected)
         sh(node01, move_aside("/opt/kubernetes/bin/kube-proxy"))
         # node02: bootstrap.kubeconfig points elsewhere (NODE-02; edited on the host, it holds the token)
@@ -230,6 +261,29 @@ def test_master_and_api_faults_fail_with_their_ids_and_recover(
             + " && "
             + shlex.join(["sed", "-i", "s#server: https://.*#server: https://192.0.2.1:6443#", bootstrap]),
         )
+        # node01: bootstrap.kubeconfig with another token and the etcd CA (NODE-02:token, NODE-02:ca)
+        sh(node01, backup(bootstrap) + " && " + embed_etcd_ca(bootstrap, "certificate-authority-data"))
+        sh(node01, shlex.join(["sed", "-i", "s#^\\( *token: \\).*#\\1kubeproof0fault0token000000000000#", bootstrap]))
+        # node01: kubelet.kubeconfig hand-edited: server, CA, client certificate (NODE-07 rows); the
+        # running kubelet read it at start and keeps its connection
+        sh(
+            node01,
+            backup(kubelet_kubeconfig) + " && " + embed_etcd_ca(kubelet_kubeconfig, "certificate-authority-data"),
+        )
+        sh(
+            node01,
+            shlex.join(
+                [
+                    "sed", "-i",
+                    "-e", "s#server: https://.*#server: https://192.0.2.1:6443#",
+                    "-e", "s#client-certificate: .*#client-certificate: /opt/kubernetes/ssl/kube-proxy.pem#",
+                    kubelet_kubeconfig,
+                ]
+            ),
+        )  # fmt: skip
+        # node02: kube-proxy.kubeconfig with another client certificate and server (NODE-02:kube-proxy-*)
+        sh(node02, backup(proxy_kubeconfig) + " && " + embed_etcd_ca(proxy_kubeconfig, "client-certificate-data"))
+        sh(node02, shlex.join(["sed", "-i", "s#server: https://.*#server: https://192.0.2.1:6443#", proxy_kubeconfig]))
 
         broken = suites(tmp_path, "static-broken", MASTER_SUITES, "--profile", "hardened", *ONLY_MY_SEC)
         for key in (
@@ -237,7 +291,9 @@ def test_master_and_api_faults_fail_with_their_ids_and_recover(
             "MASTER-05:peer@master01",
             "MASTER-05:none@master01",
             "SEC-02@master01",
+            "MASTER-02@master01",
             "MASTER-02:mode@master01",
+            "MASTER-01@master01",
             "MASTER-01:binaries@master01",
             "MASTER-07:kubectl@master01",
             "NODE-05@master01",
@@ -246,10 +302,27 @@ def test_master_and_api_faults_fail_with_their_ids_and_recover(
             "NODE-03@master01",
             "NODE-01@node01",
             "NODE-02@node02",
+            "NODE-02:ca@node01",
+            "NODE-02:token@node01",
+            "NODE-02:kube-proxy-cert@node02",
+            "NODE-02:kube-proxy-issuer@node02",
+            "NODE-02:kube-proxy-server@node02",
+            "NODE-07@node01",
+            "NODE-07:ca@node01",
+            "NODE-07:bootstrap@node01",
+            "NODE-08:registered@master01",
         ):
             assert_outcome(broken, key)
         # confined: the same rows hold elsewhere, and the nodes' own CSRs are still fine
-        for key in ("NODE-01@node02", "NODE-02@node01", "NODE-05:node@node01", "MASTER-02@master01"):
+        for key in (
+            "NODE-01@node02",
+            "NODE-02@node01",
+            "NODE-02:token@node02",
+            "NODE-02:kube-proxy-cert@node01",
+            "NODE-07@node02",
+            "NODE-05:node@node01",
+            "MASTER-02:loaded@master01",
+        ):
             assert_outcome(broken, key, "passed")
         message = next(o.message for o in broken.outcomes if o.key == "NODE-05@master01")
         assert "system:node:fake01" in message and "pending" in message and "denied" in message
@@ -259,15 +332,20 @@ def test_master_and_api_faults_fail_with_their_ids_and_recover(
         assert_outcome(seed, "SEC-03@master01", "finding")
     finally:
         master.run(shlex.join(["systemctl", "stop", FAULT + "-8080.service"]))
-        master.run(shlex.join(["chmod", token_mode or "600", "/opt/kubernetes/cfg/token.csv"]))
+        master.run(restore(token_csv))
         master.run(restore("/opt/kubernetes/bin/kubectl"))
+        master.run(restore("/opt/kubernetes/logs"))
         for name in (f"{FAULT}-fake01", f"{FAULT}-fake02"):
             call(api, "DELETE", f"{csrs}/{name}", ok=(200, 404))
         call(api, "DELETE", f"{rbac}/{FAULT}-anonymous", ok=(200, 404))
         if call(api, "GET", f"{rbac}/kubelet-bootstrap", ok=(200, 404)).status == 404:
             call(api, "POST", rbac, without_server_fields(saved_binding))
+        call(api, "DELETE", f"/api/v1/nodes/{fake_node}", ok=(200, 404))
         node01.run(restore("/opt/kubernetes/bin/kube-proxy"))
+        node01.run(restore(bootstrap))
+        node01.run(restore(kubelet_kubeconfig))
         node02.run(restore(bootstrap))
+        node02.run(restore(proxy_kubeconfig))
     healed = suites(tmp_path, "static-healed", MASTER_SUITES, *ONLY_MY_SEC)
     assert_clean(healed)
 
@@ -302,13 +380,55 @@ def test_stopped_components_fail_with_their_ids_and_recover(
 ) -> None:
     master, node01, node02 = (connection(session, n) for n in ("master01", "node01", "node02"))
     proxy_config = "/opt/kubernetes/cfg/kube-proxy-config.yaml"
+    proxy_options = "/opt/kubernetes/cfg/kube-proxy"
+    kubelet_options = "/opt/kubernetes/cfg/kubelet"
+    copies = {
+        "node01": "/opt/kubernetes/cfg/bootstrap.kubeconfig.kubeproof-copy",
+        "node02": "/opt/kubernetes/cfg/kube-proxy.kubeconfig.kubeproof-copy",
+    }
     try:
         # master01: the scheduler stopped (MASTER-08, MASTER-10)
         sh(master, "systemctl stop kube-scheduler")
-        # node02: kubelet stopped (NODE-04, NODE-08) and kube-proxy with a wrong cluster CIDR (NODE-09)
+        # node02: kubelet stopped (NODE-04, NODE-08); kube-proxy restarted with a wrong cluster CIDR and
+        # a copy of its kubeconfig in its --config file (NODE-09:cluster-cidr, NODE-09:kubeconfig), plus a
+        # --kubeconfig flag naming the right file, which kube-proxy ignores next to --config
         sh(node02, "systemctl stop kubelet")
-        wrong_cidr = shlex.join(["sed", "-i", "s#^clusterCIDR: .*#clusterCIDR: 10.244.0.0/16#", proxy_config])
-        sh(node02, backup(proxy_config) + " && " + wrong_cidr + " && systemctl restart kube-proxy")
+        config_edits = shlex.join(
+            [
+                "sed", "-i",
+                "-e", "s#^clusterCIDR: .*#clusterCIDR: 10.244.0.0/16#",
+                "-e", "s#kubeconfig: .*#kubeconfig: " + copies["node02"] + "#",
+                proxy_config,
+            ]
+        )  # fmt: skip
+        ignored_flag = "s#--config=#--kubeconfig=/opt/kubernetes/cfg/kube-proxy.kubeconfig --config=#"
+        sh(
+            node02,
+            " && ".join(
+                [
+                    shlex.join(["cp", "-p", "/opt/kubernetes/cfg/kube-proxy.kubeconfig", copies["node02"]]),
+                    backup(proxy_config),
+                    config_edits,
+                    backup(proxy_options),
+                    shlex.join(["sed", "-i", ignored_flag, proxy_options]),
+                    "systemctl restart kube-proxy",
+                ]
+            ),
+        )
+        # node01: kubelet restarted with --bootstrap-kubeconfig naming a copy (NODE-04:bootstrap-kubeconfig;
+        # a bootstrapped kubelet does not read it again)
+        other_bootstrap = "s#--bootstrap-kubeconfig=[^ ]*#--bootstrap-kubeconfig=" + copies["node01"] + "#"
+        sh(
+            node01,
+            " && ".join(
+                [
+                    shlex.join(["cp", "-p", "/opt/kubernetes/cfg/bootstrap.kubeconfig", copies["node01"]]),
+                    backup(kubelet_options),
+                    shlex.join(["sed", "-i", other_bootstrap, kubelet_options]),
+                    "systemctl restart kubelet",
+                ]
+            ),
+        )
         # node01: kube-proxy stopped (NODE-09:unit, NODE-09:mode)
         sh(node01, "systemctl stop kube-proxy")
         # the controller-manager marks node02 NotReady only after its grace period (~40-50 s)
@@ -325,6 +445,8 @@ def test_stopped_components_fail_with_their_ids_and_recover(
             "NODE-08@node02",
             "NODE-08:heartbeat@node02",
             "NODE-09:cluster-cidr@node02",
+            "NODE-09:kubeconfig@node02",
+            "NODE-04:bootstrap-kubeconfig@node01",
             "NODE-09:unit@node01",
             "NODE-09:mode@node01",
         ):
@@ -334,14 +456,18 @@ def test_stopped_components_fail_with_their_ids_and_recover(
         assert "kubelet is not running" in next(
             o.message for o in broken.outcomes if o.key == "NODE-04:hostname@node02"
         )
-        for key in ("NODE-08@node01", "MASTER-09@master01", "NODE-09:unit@node02"):
+        for key in ("NODE-08@node01", "MASTER-09@master01", "NODE-09:unit@node02", "NODE-04:kubeconfig@node01"):
             assert_outcome(broken, key, "passed")
+        ignored = next(o.message for o in broken.outcomes if o.key == "NODE-09:kubeconfig@node02")
+        assert "is ignored (kube-proxy reads only --config)" in ignored, ignored
         diagnosis = next(o.message for o in broken.outcomes if o.key == "NODE-08@node02")
         assert "journal:" in diagnosis and "kubelet" in diagnosis  # the failing row carries the journal
     finally:
         master.run("systemctl start kube-scheduler")
-        node02.run(restore(proxy_config) + "; systemctl restart kube-proxy; systemctl start kubelet")
-        node01.run("systemctl start kube-proxy")
+        node02.run(restore(proxy_config) + "; " + restore(proxy_options) + "; systemctl restart kube-proxy")
+        node02.run("systemctl start kubelet; " + shlex.join(["rm", "-f", copies["node02"]]))
+        node01.run(restore(kubelet_options) + "; systemctl restart kubelet; systemctl start kube-proxy")
+        node01.run(shlex.join(["rm", "-f", copies["node01"]]))
     wait_until("node02 is Ready again", lambda: node_ready(api, "node02"), 120, 2)
     wait_until("a fresh scheduler lease", lambda: lease_fresh(api, "kube-scheduler"), 60)
     healed = suites(tmp_path, "components-healed", MASTER_SUITES, *ONLY_MY_SEC)
@@ -392,6 +518,7 @@ def test_apiserver_down_fails_its_rows_and_gates_the_api_rows(
             "MASTER-04@master01",
             "MASTER-04:chain@master01",
             "MASTER-04:san@master01",
+            "MASTER-04:serving-cert@master01",
             "MASTER-02:loaded@master01",
         ):
             assert_outcome(broken, key)
@@ -407,7 +534,7 @@ def test_apiserver_down_fails_its_rows_and_gates_the_api_rows(
     finally:
         master.run("systemctl start kube-apiserver", timeout=150)
     wait_until("the apiserver is ready", api_up, 90, 2)
-    wait_until("node01 and node02 are Ready", lambda: node_ready(api, "node01") and node_ready(api, "node02"), 90, 2)
+    restart_node_agents(session, cluster, api)
     wait_until(
         "fresh leader leases",
         lambda: all(lease_fresh(api, n) for n in ("kube-scheduler", "kube-controller-manager")),
@@ -415,6 +542,97 @@ def test_apiserver_down_fails_its_rows_and_gates_the_api_rows(
         2,
     )
     assert_clean(suites(tmp_path, "apiserver-healed", MASTER_SUITES, *ONLY_MY_SEC))
+
+
+def test_control_plane_flags_fail_with_their_ids_and_recover(
+    cluster: Cluster, session: Session, api: KubeClients, tmp_path: Path
+) -> None:
+    """kube-apiserver and kube-controller-manager restarted with the guide's flags gone wrong."""
+    master = connection(session, "master01")
+    apiserver_options = "/opt/kubernetes/cfg/kube-apiserver"
+    manager_options = "/opt/kubernetes/cfg/kube-controller-manager"
+    etcd_ca_copy = "/run/kubeproof-fault-etcd-ca.pem"
+    token_copy = "/run/kubeproof-fault-token.csv"
+    last_member = f",https://{cluster.etcd_members[-1].address}:2379"
+
+    def api_ready() -> bool:
+        try:
+            return call_json(api, "GET", "/readyz", timeout=3, where="fault test").status == 200
+        except Exception:  # refused while it restarts
+            return False
+
+    apiserver_edits = shlex.join(
+        [
+            "sed", "-i",
+            "-e", "s#" + last_member + "##",  # one etcd member fewer (MASTER-03)
+            "-e", "s#--authorization-mode=[^ ]*#--authorization-mode=RBAC#",  # no Node authorizer
+            "-e", "s#,NodeRestriction##",
+            "-e", "s#--authorization-mode=#--disable-admission-plugins=NodeRestriction --authorization-mode=#",
+            "-e", "/^--enable-bootstrap-token-auth/d",
+            "-e", "s#--etcd-cafile=[^ ]*#--etcd-cafile=" + etcd_ca_copy + "#",  # the same CA, elsewhere
+            "-e", "s#--token-auth-file=[^ ]*#--token-auth-file=" + token_copy + "#",  # the same token, elsewhere
+            apiserver_options,
+        ]
+    )  # fmt: skip
+    manager_edits = shlex.join(
+        [
+            "sed", "-i",
+            "-e", "s#--cluster-signing-cert-file=[^ ]*#--cluster-signing-cert-file=/opt/etcd/ssl/ca.pem#",
+            "-e", "s#--cluster-signing-key-file=[^ ]*#--cluster-signing-key-file=/opt/etcd/ssl/ca-key.pem#",
+            manager_options,
+        ]
+    )  # fmt: skip
+    try:
+        sh(
+            master,
+            " && ".join(
+                [
+                    shlex.join(["cp", "-p", "/opt/etcd/ssl/ca.pem", etcd_ca_copy]),
+                    shlex.join(["cp", "-p", "/opt/kubernetes/cfg/token.csv", token_copy]),
+                    backup(apiserver_options),
+                    apiserver_edits,
+                    backup(manager_options),
+                    manager_edits,
+                    "systemctl restart kube-apiserver kube-controller-manager",
+                ]
+            ),
+            timeout=200,
+        )
+        wait_until("the apiserver is ready", api_ready, 90, 2)
+        broken = suites(tmp_path, "flags-broken", ["suites/test_07_master.py"])
+        for key in (
+            "MASTER-03@master01",
+            "MASTER-03:authorization@master01",
+            "MASTER-03:admission@master01",
+            "MASTER-03:admission-not-disabled@master01",
+            "MASTER-03:etcd-ca@master01",
+            "MASTER-02:token-auth-file@master01",
+            "MASTER-02:bootstrap-token-auth@master01",
+            "MASTER-09:signing@master01",
+        ):
+            assert_outcome(broken, key)
+        for key in ("MASTER-02:loaded@master01", "MASTER-03:service-range@master01", "MASTER-04:chain@master01"):
+            assert_outcome(broken, key, "passed")
+        signing = next(o.message for o in broken.outcomes if o.key == "MASTER-09:signing@master01")
+        assert "is not the Kubernetes CA" in signing, signing
+    finally:
+        master.run(
+            restore(apiserver_options)
+            + "; "
+            + restore(manager_options)
+            + "; systemctl restart kube-apiserver kube-controller-manager; "
+            + shlex.join(["rm", "-f", etcd_ca_copy, token_copy]),
+            timeout=200,
+        )
+    wait_until("the apiserver is ready", api_ready, 90, 2)
+    restart_node_agents(session, cluster, api)
+    wait_until(
+        "fresh leader leases",
+        lambda: all(lease_fresh(api, n) for n in ("kube-scheduler", "kube-controller-manager")),
+        90,
+        2,
+    )
+    assert_clean(suites(tmp_path, "flags-healed", MASTER_SUITES, *ONLY_MY_SEC))
 
 
 # ----------------------------------------------------------------------------- C: smoke

@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import subprocess
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from cryptography import x509 as crypto_x509
@@ -19,16 +21,16 @@ from cryptography.x509.oid import NameOID
 
 from bootstrap.render import kubeconfig
 from kubeproof import layout
-from kubeproof.checks import CATALOGUE_DIR, parse_catalogue
-from kubeproof.facts import ParseError, Raw
+from kubeproof.checks import CATALOGUE_DIR, NotApplicable, Observation, parse_catalogue
+from kubeproof.facts import Fact, ParseError, Raw
 from kubeproof.facts import master as mf
 from kubeproof.facts import node as nf
-from kubeproof.inventory import parse_cluster_text
+from kubeproof.inventory import HostSpec, parse_cluster_text
 from kubeproof.probes import load_probes
 from kubeproof.probes import master as mp
 from kubeproof.probes import node as np_
 from kubeproof.probes import smoke as sp
-from kubeproof.session import facts_for_host, inventory_context
+from kubeproof.session import HostContext, facts_for_host, inventory_context
 from kubeproof.x509 import parse_certificate
 
 TOKEN = "0fb61c46f8991b718eb38d27b605b008"
@@ -610,3 +612,138 @@ def test_every_fact_command_of_this_part_is_valid_posix_sh() -> None:
     for fact in mine:
         checked = subprocess.run(["sh", "-n", "-c", fact.command], capture_output=True, text=True, check=False)
         assert checked.returncode == 0, f"{fact.name}: {checked.stderr}"
+
+
+# ----------------------------------------------------------------------------- probes both ways (stub hosts)
+# Rows whose fault cannot be injected safely on the shared lab (a node's client certificate shared
+# with another, an address the kubelet would rewrite at once) are shown failing here, on probe level.
+
+
+class StubSession:
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def shared(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key not in self.values:
+            self.values[key] = compute()
+        return self.values[key]
+
+
+class StubContext:
+    """Enough of HostContext for a probe: facts by (host, fact name), sources and observations."""
+
+    def __init__(self, host: str, facts: Mapping[tuple[str, str], object]) -> None:
+        self.cluster = CLUSTER
+        self.host = CLUSTER.host(host)
+        self.session = StubSession()
+        self.facts = facts
+
+    def fact(self, fact: Fact[Any], host: HostSpec | str | None = None) -> Any:
+        name = host if isinstance(host, str) else (host or self.host).name
+        return self.facts[(name, fact.name)]
+
+    def note_source(self, source: str, evidence: object = None) -> None:
+        pass
+
+    def observation(self, value: Any, diagnosis: Iterable[str] = ()) -> Observation:
+        return Observation(value, (), (), tuple(diagnosis))
+
+
+def stub(host: str, facts: Mapping[tuple[str, str], object]) -> HostContext:
+    return cast(HostContext, StubContext(host, facts))
+
+
+def _client_cert(pem: bytes) -> nf.ClientCertificate:
+    return nf.ClientCertificate("/opt/kubernetes/ssl/kubelet-client-current.pem", "/x.pem", pem.decode())
+
+
+def test_node_06_unique_fails_when_two_nodes_hold_one_certificate(pki: dict[str, bytes]) -> None:
+    shared = {
+        ("node01", nf.kubelet_client_certificate.name): _client_cert(pki["node"]),
+        ("node02", nf.kubelet_client_certificate.name): _client_cert(pki["node"]),
+    }
+    observation = np_.kubelet_client_cert_shared(stub("node02", shared), "")
+    assert observation.value == ["node01 (same certificate)"]
+    own, _ = _certificate("system:node:node02", "system:nodes", rsa.generate_private_key(65537, 2048), None)
+    shared[("node02", nf.kubelet_client_certificate.name)] = _client_cert(own)
+    assert np_.kubelet_client_cert_shared(stub("node02", shared), "").value == []
+    # node02 holding node01's certificate fails the CN row too
+    assert (
+        np_.kubelet_client_cert_cn(
+            stub(
+                "node02",
+                {
+                    ("node02", nf.kubelet_client_certificate.name): _client_cert(pki["node"]),
+                },
+            ),
+            "",
+        ).value
+        == "system:node:node01"
+    )
+
+
+def test_node_05_node_fails_without_csr_and_without_a_proper_certificate(
+    pki: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(np_, "_csrs", lambda ctx: ([], dt.datetime.now(dt.UTC)))
+    facts = {
+        ("node01", nf.kubelet_client_certificate.name): _client_cert(pki["node"]),
+        ("master01", mf.kubernetes_ca.name): pki["ca"].decode(),
+    }
+    assert np_.node_csr_state(stub("node01", facts), "").value == np_.CSR_COLLECTED
+    facts[("node01", nf.kubelet_client_certificate.name)] = _client_cert(pki["stranger"])
+    assert np_.node_csr_state(stub("node01", facts), "").value.startswith("no CSR, and")
+    facts[("node01", nf.kubelet_client_certificate.name)] = nf.ClientCertificate(None, None, None)
+    assert np_.node_csr_state(stub("node01", facts), "").value == "no CSR and no issued client certificate"
+    pending = {"name": "csr-1", "created": "2026", "subject": "system:node:node01", "signer": np_.KUBELET_SIGNER}
+    monkeypatch.setattr(
+        np_, "_csrs", lambda ctx: ([{**pending, "username": "kubelet-bootstrap", "state": "pending"}], None)
+    )
+    assert np_.node_csr_state(stub("node01", facts), "").value == "pending"
+
+
+def test_node_08_address_and_ready_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
+    nodes = {
+        "node01": {
+            "status": {
+                "addresses": [{"type": "InternalIP", "address": "10.9.9.9"}],
+                "conditions": [{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown"}],
+            }
+        }
+    }
+    monkeypatch.setattr(np_, "_nodes", lambda ctx: nodes)
+    monkeypatch.setattr(np_, "unit_diagnosis", lambda ctx, host, unit: ["journal: ..."])
+    ctx = stub("node01", {})
+    assert np_.node_internal_ip(ctx, "").value == "10.9.9.9"
+    assert np_.node_ready(ctx, "").value == "Unknown: NodeStatusUnknown"
+    assert np_.node_ready(stub("node02", {}), "").value == "not registered"
+
+
+def test_node_09_dataplane_rows_both_ways() -> None:
+    absent = nf.ProxyDataplane({"iptables": "absent", "iptables-legacy": "absent"}, ())
+    present = nf.ProxyDataplane({"iptables": "present", "iptables-legacy": "absent"}, ())
+    key = ("node01", nf.proxy_dataplane.name)
+    assert np_.kube_proxy_chain(stub("node01", {key: absent}), "KUBE-SERVICES").value == "absent"
+    assert np_.kube_proxy_chain(stub("node01", {key: present}), "KUBE-SERVICES").value == "present"
+    with pytest.raises(NotApplicable, match="iptables"):
+        np_.ip_vs_modules(stub("node01", {key: present}), "")
+
+
+def test_kube_proxy_reads_only_its_config_file_next_to_config() -> None:
+    """cmd/kube-proxy/app/options.go: with --config the file replaces the flags (logging excepted)."""
+    config = "/opt/kubernetes/cfg/kube-proxy-config.yaml"
+    with_config = mf.ProcessInfo(
+        "kube-proxy",
+        977,
+        ("/opt/kubernetes/bin/kube-proxy", "--cluster-cidr=10.244.0.0/16", "--config=" + config),
+        config,
+        "clusterCIDR: 172.17.0.0/16\nmode: iptables\n",
+    )
+    facts = {("node01", nf.node_processes.name): {"kube-proxy": with_config}}
+    observation = np_.kube_proxy_setting(stub("node01", facts), "cluster-cidr")
+    assert observation.value == "172.17.0.0/16"
+    assert "--cluster-cidr=10.244.0.0/16 is ignored" in observation.diagnosis[0]
+    assert np_.kube_proxy_setting(stub("node01", facts), "kubeconfig").value == "(not set)"
+    flags_only = mf.ProcessInfo("kube-proxy", 977, ("/opt/kubernetes/bin/kube-proxy", "--cluster-cidr=10.244.0.0/16"))
+    facts = {("node01", nf.node_processes.name): {"kube-proxy": flags_only}}
+    assert np_.kube_proxy_setting(stub("node01", facts), "cluster-cidr").value == "10.244.0.0/16"
