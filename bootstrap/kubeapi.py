@@ -8,6 +8,7 @@ apiserver certificate carries 127.0.0.1 for that reason too (PKI-K-03).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import select
 import socket
@@ -92,10 +93,12 @@ class SshTunnel:
                     if not data:
                         break
                     client.sendall(data)
-        except OSError:
-            pass
+        except (OSError, EOFError):
+            pass  # either end went away: the tunnel's connection is over
         finally:
-            channel.close()
+            # closing a channel whose SSH transport already ended raises EOFError
+            with contextlib.suppress(OSError, EOFError):
+                channel.close()
             client.close()
 
     def close(self) -> None:

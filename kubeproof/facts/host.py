@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,10 +165,14 @@ def parse_systemctl_show(raw: Raw) -> dict[str, dict[str, str]]:
     return {b.get("Id", f"#{i}"): b for i, b in enumerate(blocks) if b}
 
 
-def units_fact(units: tuple[str, ...]) -> Fact[dict[str, dict[str, str]]]:
+def units_state(name: str, units: tuple[str, ...]) -> Fact[dict[str, dict[str, str]]]:
+    """`systemctl show` of a set of units, under a fact name of its own (facts are cached by name)."""
     return Fact(
-        "units",
-        "systemctl show --no-pager -p Id," + SYSTEMD_UNIT_PROPERTIES + " " + " ".join(u + ".service" for u in units),
+        "units:" + name,
+        "systemctl show --no-pager -p Id,"
+        + SYSTEMD_UNIT_PROPERTIES
+        + " "
+        + " ".join(shlex.quote(u + ".service") for u in units),
         parse_systemctl_show,
     )
 

@@ -22,7 +22,7 @@ from typing import Any
 from kubeproof import layout
 from kubeproof.facts import Fact, ParseError, Raw
 from kubeproof.facts.files import file_text
-from kubeproof.facts.host import SYSTEMD_UNIT_PROPERTIES, parse_systemctl_show
+from kubeproof.facts.host import units_state
 from kubeproof.inventory import Cluster, HostSpec
 from kubeproof.session import fact_set
 
@@ -42,22 +42,6 @@ _VERSION = re.compile(r"v\d+\.\d+\.\d+[0-9A-Za-z.+-]*")
 
 
 # ----------------------------------------------------------------------------- units
-
-
-def units_state(name: str, units: tuple[str, ...]) -> Fact[dict[str, dict[str, str]]]:
-    """`systemctl show` of these units under a fact name of its own.
-
-    host.units_fact names every such fact "units": two modules asking for different units on one
-    host would overwrite each other in the per-host cache, so each set gets a distinct name here.
-    """
-    return Fact(
-        "units:" + name,
-        "systemctl show --no-pager -p Id,"
-        + SYSTEMD_UNIT_PROPERTIES
-        + " "
-        + " ".join(shlex.quote(u + ".service") for u in units),
-        parse_systemctl_show,
-    )
 
 
 def unit_summary(state: dict[str, dict[str, str]], unit: str) -> str:

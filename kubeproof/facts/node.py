@@ -16,7 +16,8 @@ from typing import Any
 from kubeproof import layout
 from kubeproof.facts import Fact, ParseError, Raw
 from kubeproof.facts.files import file_text
-from kubeproof.facts.master import binary_versions, processes_fact, units_state
+from kubeproof.facts.host import units_state
+from kubeproof.facts.master import binary_versions, processes_fact
 from kubeproof.inventory import Cluster, HostSpec
 from kubeproof.session import fact_set
 

@@ -192,7 +192,21 @@ def without_server_fields(obj: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- 0: green before
 
 
-def test_suites_are_green_before_any_fault(cluster: Cluster, tmp_path: Path) -> None:
+def test_suites_are_green_before_any_fault(cluster: Cluster, api: KubeClients, tmp_path: Path) -> None:
+    # Earlier modules restart etcd members and partition them; the apiserver then stalls and the
+    # controller-manager and scheduler lose their leases until they renew. The baseline is taken on a
+    # settled control plane (the checks themselves are not relaxed).
+    def settled() -> bool:
+        try:
+            return (
+                lease_fresh(api, "kube-controller-manager")
+                and lease_fresh(api, "kube-scheduler")
+                and all(node_ready(api, host.name) for host in cluster.workers)
+            )
+        except Exception:  # the apiserver may still time out while etcd recovers
+            return False
+
+    wait_until("the control plane settled (leases fresh, workers Ready)", settled, 120, 2)
     run = suites(tmp_path, "baseline", MASTER_SUITES + SMOKE_SUITE, *ONLY_MY_SEC)
     assert_clean(run)
     assert_outcome(run, "MASTER-05:loopback@master01", "skipped")  # v1.34: no insecure port
