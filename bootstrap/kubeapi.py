@@ -131,6 +131,7 @@ class KubeApi:
         self.core = kubernetes.client.CoreV1Api(self.client)
         self.rbac = kubernetes.client.RbacAuthorizationV1Api(self.client)
         self.certificates = kubernetes.client.CertificatesV1Api(self.client)
+        self.coordination = kubernetes.client.CoordinationV1Api(self.client)
 
     def close(self) -> None:
         self.client.close()  # type: ignore[no-untyped-call]
@@ -170,6 +171,16 @@ class KubeApi:
     def nodes(self) -> dict[str, dict[str, Any]]:
         response = _api_call("list nodes", lambda: self.core.list_node(_preload_content=False, _request_timeout=10))
         return {item["metadata"]["name"]: item for item in self._json(response).get("items", [])}
+
+    def node_leases(self) -> set[str]:
+        """Names of the nodes whose kubelet holds a heartbeat Lease in kube-node-lease."""
+        response = _api_call(
+            "list node leases",
+            lambda: self.coordination.list_namespaced_lease(
+                "kube-node-lease", _preload_content=False, _request_timeout=10
+            ),
+        )
+        return {item["metadata"]["name"] for item in self._json(response).get("items", [])}
 
     def csrs(self) -> list[dict[str, Any]]:
         response = _api_call(

@@ -326,7 +326,11 @@ def node_ready(node: dict[str, Any]) -> bool:
 
 
 def verify(ctx: RunContext) -> None:
-    """Wait until every worker is Registered and Ready (the guide's 5.4 kubectl get node)."""
+    """Wait until every worker is Registered, Ready and heartbeating (the guide's 5.4 kubectl get node).
+
+    A kubelet reports Ready a few seconds before its lease controller creates the node Lease; a
+    node is only handed over once both are there.
+    """
     api = ctx.api()
     deadline = time.monotonic() + READY_TIMEOUT
     workers = {w.name for w in ctx.cluster.workers}
@@ -334,14 +338,20 @@ def verify(ctx: RunContext) -> None:
     while True:
         try:
             nodes = api.nodes()
+            leases = api.node_leases()
         except ApiError as exc:
             ctx.reporter.debug(f"listing nodes failed, retrying: {exc}")
-            nodes = {}
-        pending = {name for name in workers if name not in nodes or not node_ready(nodes[name])}
+            nodes, leases = {}, set()
+        pending = {name for name in workers if name not in nodes or not node_ready(nodes[name]) or name not in leases}
         if not pending:
             return
         if time.monotonic() > deadline:
-            states = {name: ("NotReady" if name in nodes else "not registered") for name in pending}
+            states = {
+                name: (
+                    "not registered" if name not in nodes else "NotReady" if not node_ready(nodes[name]) else "no Lease"
+                )
+                for name in pending
+            }
             raise BootstrapError(
                 f"nodes not Ready after {READY_TIMEOUT:.0f}s: {states}; see `journalctl -u kubelet` on them"
             )
