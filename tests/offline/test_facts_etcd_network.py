@@ -39,25 +39,9 @@ from kubeproof.probes import etcd as etcd_probes
 from kubeproof.probes import network as net_probes
 from kubeproof.session import Session, inventory_context
 from kubeproof.transport import ProbeError
+from tests.offline.guide_cluster import GUIDE_CLUSTER_YAML
 
-CLUSTER_YAML = """\
-name: lab
-hosts:
-  - name: master01
-    address: 192.168.61.17
-    roles: [master, etcd]
-    etcd_name: etcd01
-  - name: node01
-    address: 192.168.61.18
-    roles: [node, etcd]
-    etcd_name: etcd02
-  - name: node02
-    address: 192.168.61.22
-    roles: [node, etcd]
-    etcd_name: etcd03
-network:
-  pod_cidr: 172.17.0.0/16
-"""
+CLUSTER_YAML = GUIDE_CLUSTER_YAML
 
 
 @pytest.fixture(scope="module")

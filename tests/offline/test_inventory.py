@@ -12,29 +12,9 @@ from kubeproof.inventory import (
     parse_cluster_text,
     parse_host_spec,
 )
+from tests.offline.guide_cluster import GUIDE_CLUSTER_YAML
 
-GOOD = """\
-name: lab
-profile: seed
-hosts:
-  - name: master01
-    address: 192.168.61.17
-    roles: [master, etcd]
-    etcd_name: etcd01
-  - name: node01
-    address: 192.168.61.18
-    roles: [node, etcd]
-    etcd_name: etcd02
-  - name: node02
-    address: 192.168.61.22
-    roles: [node, etcd]
-    etcd_name: etcd03
-network:
-  pod_cidr: 172.17.0.0/16
-  service_cidr: 10.0.0.0/24
-ssh:
-  config: ssh_config
-"""
+GOOD = GUIDE_CLUSTER_YAML
 
 
 def test_cluster_file_parses_roles_and_derived_values(tmp_path: Path) -> None:

@@ -40,28 +40,11 @@ from bootstrap.pki import (
 )
 from kubeproof.inventory import Cluster, HostSpec, Network, parse_cluster_text
 from kubeproof.x509 import CertInfo, parse_certificate, spki_sha256_of_public_key, verify_issued_by
+from tests.offline.guide_cluster import GUIDE_CLUSTER_YAML
 
 NOW = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)
 GUIDE_FILE = Path(__file__).resolve().parents[3] / "shared" / "guide" / "000_da8ec7b93a21bfa2.txt"
 
-GUIDE_CLUSTER_YAML = """\
-name: lab
-hosts:
-  - name: master01
-    address: 192.168.61.17
-    roles: [master, etcd]
-    etcd_name: etcd01
-  - name: node01
-    address: 192.168.61.18
-    roles: [node, etcd]
-    etcd_name: etcd02
-  - name: node02
-    address: 192.168.61.22
-    roles: [node, etcd]
-    etcd_name: etcd03
-network:
-  service_cidr: 10.0.0.0/24
-"""
 
 # The guide's etcd-cert.sh heredocs, verbatim (test_guide_texts_are_the_guides checks them against the guide).
 GUIDE_CA_CONFIG = """\
