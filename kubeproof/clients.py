@@ -64,35 +64,28 @@ class KubeClients:
     server: str
     credentials: CredentialFiles
 
-    def core(self) -> Any:
+    def _api(self, name: str) -> Any:
         from kubernetes import client
 
-        return client.CoreV1Api(self.api_client)
+        return getattr(client, name)(self.api_client)
+
+    def core(self) -> Any:
+        return self._api("CoreV1Api")
 
     def apps(self) -> Any:
-        from kubernetes import client
-
-        return client.AppsV1Api(self.api_client)
+        return self._api("AppsV1Api")
 
     def rbac(self) -> Any:
-        from kubernetes import client
-
-        return client.RbacAuthorizationV1Api(self.api_client)
+        return self._api("RbacAuthorizationV1Api")
 
     def certificates(self) -> Any:
-        from kubernetes import client
-
-        return client.CertificatesV1Api(self.api_client)
+        return self._api("CertificatesV1Api")
 
     def coordination(self) -> Any:
-        from kubernetes import client
-
-        return client.CoordinationV1Api(self.api_client)
+        return self._api("CoordinationV1Api")
 
     def version(self) -> Any:
-        from kubernetes import client
-
-        return client.VersionApi(self.api_client)
+        return self._api("VersionApi")
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -20,13 +20,6 @@ SYSTEMD_DIR = "/usr/lib/systemd/system"
 FLANNEL_SUBNET_ENV = "/run/flannel/subnet.env"
 FLANNEL_DOCKER_OPTS = "/run/flannel/docker"
 
-ETCD_CERTS = ("ca.pem", "server.pem")
-ETCD_KEYS = ("ca-key.pem", "server-key.pem")
-MASTER_CERTS = ("ca.pem", "apiserver.pem", "admin.pem", "sa.pem")
-MASTER_KEYS = ("ca-key.pem", "apiserver-key.pem", "admin-key.pem", "sa-key.pem")
-WORKER_CERTS = ("ca.pem", "kube-proxy.pem")
-WORKER_KEYS = ("kube-proxy-key.pem",)
-
 
 def is_secret_path(path: str) -> bool:
     """Files whose content never leaves the host (only their mode and fingerprints do)."""

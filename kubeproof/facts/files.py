@@ -13,12 +13,24 @@ from kubeproof.facts import Fact, ParseError, Raw
 from kubeproof.layout import is_secret_path
 
 
+def absent(raw: Raw) -> bool:
+    """True when a file fact's command failed because the path does not exist; any other failure
+    is a ParseError (the probe could not look), never a silent "absent"."""
+    if raw.rc == 0:
+        return False
+    if "No such file" in raw.stderr:
+        return True
+    raise ParseError(raw.stderr.strip() or f"exit {raw.rc}")
+
+
+def require_path(path: str, test: str = "-e") -> str:
+    """A shell prefix that fails with "No such file" (what `absent` looks for) when path is missing."""
+    quoted = shlex.quote(path)
+    return "test " + test + " " + quoted + " || { echo " + shlex.quote(path + ": No such file") + " >&2; exit 1; }; "
+
+
 def _content_or_none(raw: Raw) -> str | None:
-    if raw.rc != 0:
-        if "No such file" in raw.stderr or "not found" in raw.stderr.lower():
-            return None
-        raise ParseError(raw.stderr.strip() or f"cat exited {raw.rc}")
-    return raw.stdout
+    return None if absent(raw) else raw.stdout
 
 
 def file_text(path: str) -> Fact[str | None]:
@@ -36,16 +48,12 @@ class FileStat:
     size: int
 
     @property
-    def world_readable(self) -> bool:
-        return bool(int(self.mode, 8) & 0o004)
-
-    @property
     def group_or_world_readable(self) -> bool:
         return bool(int(self.mode, 8) & 0o044)
 
 
 def parse_find_stat(raw: Raw) -> dict[str, FileStat] | None:
-    if raw.rc != 0 and "No such file" in raw.stderr:
+    if absent(raw):
         return None
     entries: dict[str, FileStat] = {}
     for line in raw.stdout.splitlines():
@@ -71,10 +79,8 @@ def directory_stat(directory: str) -> Fact[dict[str, FileStat] | None]:
 
 
 def _sha256_or_none(raw: Raw) -> str | None:
-    if raw.rc != 0:
-        if "No such file" in raw.stderr:
-            return None
-        raise ParseError(raw.stderr.strip() or f"exit {raw.rc}")
+    if absent(raw):
+        return None
     value = raw.stdout.split()[0] if raw.stdout.split() else ""
     if len(value) != 64:
         raise ParseError(f"not a sha256: {raw.stdout.strip()[:80]!r}")
@@ -90,8 +96,7 @@ def key_public_fingerprint(path: str) -> Fact[str | None]:
     quoted = shlex.quote(path)
     return Fact(
         "spki:" + path,
-        "test -e " + quoted + " || { echo " + shlex.quote(path + ": No such file") + " >&2; exit 1; }; "
-        "openssl pkey -in " + quoted + " -pubout -outform DER | sha256sum",
+        require_path(path) + "openssl pkey -in " + quoted + " -pubout -outform DER | sha256sum",
         _sha256_or_none,
         requires=("openssl", "sha256sum"),
     )

@@ -7,14 +7,14 @@ from typing import Any
 
 from kubeproof import layout
 from kubeproof.facts import Fact, ParseError, Raw
-from kubeproof.facts.files import directory_stat, file_sha256, key_public_fingerprint
+from kubeproof.facts.files import absent, directory_stat, file_sha256, key_public_fingerprint, require_path
 from kubeproof.inventory import Cluster, HostSpec
 from kubeproof.session import fact_set
 
 
 def parse_certificate_dump(raw: Raw) -> dict[str, str] | None:
     """`==> name` frames of certificate blocks -> {file name: PEM text ('' if it holds no certificate)}."""
-    if raw.rc != 0 and "No such file" in raw.stderr:
+    if absent(raw):
         return None
     files: dict[str, str] = {}
     current: str | None = None
@@ -36,18 +36,18 @@ def certificates_in(directory: str) -> Fact[dict[str, str] | None]:
     quoted = shlex.quote(directory)
     return Fact(
         "certs:" + directory,
-        "test -d " + quoted + " || { echo " + shlex.quote(directory + ": No such file") + " >&2; exit 1; }; "
-        "for f in " + quoted + '/*.pem; do [ -e "$f" ] || continue; case "$f" in *-key.pem) continue;; esac; '
+        require_path(directory, "-d")
+        + "for f in "
+        + quoted
+        + '/*.pem; do [ -e "$f" ] || continue; case "$f" in *-key.pem) continue;; esac; '
         'echo "==> ${f##*/}"; sed -n \'/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p\' "$f"; done',
         parse_certificate_dump,
     )
 
 
 def _pem_or_none(raw: Raw) -> str | None:
-    if raw.rc != 0:
-        if "No such file" in raw.stderr:
-            return None
-        raise ParseError(raw.stderr.strip() or f"exit {raw.rc}")
+    if absent(raw):
+        return None
     return raw.stdout if "BEGIN CERTIFICATE" in raw.stdout else None
 
 
@@ -56,8 +56,7 @@ def kubeconfig_client_certificate(path: str) -> Fact[str | None]:
     quoted = shlex.quote(path)
     return Fact(
         "kubeconfig-cert:" + path,
-        "test -e " + quoted + " || { echo " + shlex.quote(path + ": No such file") + " >&2; exit 1; }; "
-        "sed -n 's/^ *client-certificate-data: *//p' " + quoted + " | head -n1 | base64 -d",
+        require_path(path) + "sed -n 's/^ *client-certificate-data: *//p' " + quoted + " | head -n1 | base64 -d",
         _pem_or_none,
         requires=("base64",),
     )

@@ -209,17 +209,17 @@ def differs_from_first_member(ctx: HostContext, names: str) -> list[str]:
     return differing
 
 
-def _key_offenders(entries: dict[str, FileStat], directory: str, *, world_only: bool) -> list[str]:
-    offenders = []
-    for name, entry in sorted(entries.items()):
-        if not layout.is_secret_path(name) and not name.startswith("kubelet-client"):
-            continue
-        if name.endswith("kubeconfig"):
-            continue
-        loose = entry.world_readable if world_only else entry.group_or_world_readable
-        if loose or entry.owner != "root" or (not world_only and int(entry.mode, 8) & 0o177):
-            offenders.append(f"{directory}/{name} mode 0{entry.mode} owner {entry.owner}")
-    return offenders
+def _secret_files(entries: dict[str, FileStat]) -> list[FileStat]:
+    """Private keys (kubelet's client cert file holds one too) and token.csv, in name order."""
+    return [
+        entry
+        for name, entry in sorted(entries.items())
+        if layout.is_secret_path(name) or name.startswith("kubelet-client")
+    ]
+
+
+def _describe(directory: str, entry: FileStat) -> str:
+    return f"{directory}/{entry.name} mode 0{entry.mode} owner {entry.owner}"
 
 
 @probe("loose_private_keys")
@@ -228,24 +228,29 @@ def loose_private_keys(ctx: HostContext, directory: str) -> list[str]:
     entries = ctx.fact(directory_stat(directory))
     if entries is None:
         return [f"{directory} is missing"]
-    return _key_offenders(entries, directory, world_only=False)
+    return [
+        _describe(directory, entry)
+        for entry in _secret_files(entries)
+        if not entry.name.endswith("kubeconfig") and (int(entry.mode, 8) & 0o177 or entry.owner != "root")
+    ]
 
 
 @probe("secrets_readable_by_others")
 def secrets_readable_by_others(ctx: HostContext, _: str) -> list[str]:
     """Private keys and token.csv that a non-root user can read (SEC-04)."""
-    offenders = []
     directories = []
     if "etcd" in ctx.host.roles:
         directories.append(layout.ETCD_SSL)
     if ctx.host.roles & {"master", "node"}:
         directories += [layout.K8S_SSL, layout.K8S_CFG]
+    offenders = []
     for directory in directories:
         entries = ctx.fact(directory_stat(directory)) or {}
-        for name, entry in sorted(entries.items()):
-            secret = layout.is_secret_path(name) or name.startswith("kubelet-client")
-            if secret and (entry.group_or_world_readable or entry.owner != "root"):
-                offenders.append(f"{directory}/{name} mode 0{entry.mode} owner {entry.owner}")
+        offenders += [
+            _describe(directory, entry)
+            for entry in _secret_files(entries)
+            if entry.group_or_world_readable or entry.owner != "root"
+        ]
     return offenders
 
 
