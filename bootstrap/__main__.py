@@ -1,10 +1,10 @@
-"""`python -m bootstrap plan|apply --cluster FILE ...`: see bootstrap/cli.py."""
+"""`kubeproof plan|apply --cluster FILE ...`: see bootstrap/cli.py."""
 
 from __future__ import annotations
 
 import sys
 
-from bootstrap.cli import main
+from kubeproof.bootstrap.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

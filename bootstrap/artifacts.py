@@ -14,11 +14,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from bootstrap.engine import BootstrapError, Content
-from bootstrap.state import Sha256Cache
+from kubeproof.bootstrap.engine import BootstrapError, Content
+from kubeproof.bootstrap.state import Sha256Cache
 from kubeproof.inventory import Cluster
 
-LAB_HINT = "or run `python -m lab artifacts`"
+LAB_HINT = "or run `kubeproof lab artifacts`"
 
 
 @dataclass(frozen=True)

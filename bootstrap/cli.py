@@ -1,4 +1,4 @@
-"""`python -m bootstrap plan|apply --cluster FILE [--state-dir DIR] [--phase NAME ...] [--replace-ca] [--yes]`.
+"""`kubeproof plan|apply --cluster FILE [--state-dir DIR] [--phase NAME ...] [--replace-ca] [--yes]`.
 
 plan shows the changes (nothing is touched); apply makes them, phase by phase in the guide's
 order, and prints each change with its host, phase and time. Every run is logged, secrets masked,
@@ -14,18 +14,18 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
-from bootstrap.artifacts import Artifacts
-from bootstrap.context import RunContext
-from bootstrap.engine import BootstrapError
-from bootstrap.runner import PHASE_NAMES, run, select_phases
-from bootstrap.state import Reporter, Sha256Cache, StateDir, apply_lock, default_state_dir
+from kubeproof.bootstrap.artifacts import Artifacts
+from kubeproof.bootstrap.context import RunContext
+from kubeproof.bootstrap.engine import BootstrapError
+from kubeproof.bootstrap.runner import PHASE_NAMES, run, select_phases
+from kubeproof.bootstrap.state import Reporter, Sha256Cache, StateDir, apply_lock, default_state_dir
 from kubeproof.inventory import InventoryError, load_cluster_file
 from kubeproof.transport import ProbeError, Transport
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m bootstrap",
+        prog="kubeproof",
         description="Install a Kubernetes cluster the way the guide does it by hand (plan shows, apply does).",
     )
     parser.add_argument("command", choices=("plan", "apply"))

@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bootstrap.artifacts import Artifacts, BinaryInfo, binary_info
-from bootstrap.state import Reporter, Sha256Cache, StateDir
+from kubeproof.bootstrap.artifacts import Artifacts, BinaryInfo, binary_info
+from kubeproof.bootstrap.state import Reporter, Sha256Cache, StateDir
 from kubeproof.inventory import Cluster, HostSpec
 from kubeproof.transport import Transport
 
 if TYPE_CHECKING:
-    from bootstrap.kubeapi import KubeApi
-    from bootstrap.probe import HostProbe
+    from kubeproof.bootstrap.kubeapi import KubeApi
+    from kubeproof.bootstrap.probe import HostProbe
 
 
 @dataclass
@@ -50,7 +50,7 @@ class RunContext:
             return info
 
     def api(self) -> KubeApi:
-        from bootstrap.kubeapi import KubeApi
+        from kubeproof.bootstrap.kubeapi import KubeApi
 
         with self._lock:
             if self._api is None:

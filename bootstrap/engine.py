@@ -36,7 +36,7 @@ from kubeproof.redact import redact
 from kubeproof.transport import Connection, HostUnreachable, ProbeError
 
 if TYPE_CHECKING:
-    from bootstrap.context import RunContext
+    from kubeproof.bootstrap.context import RunContext
 
 T = TypeVar("T")
 

@@ -23,12 +23,12 @@ import kubernetes.client
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from bootstrap import render
-from bootstrap.engine import BootstrapError
+from kubeproof.bootstrap import render
+from kubeproof.bootstrap.engine import BootstrapError
 from kubeproof.transport import Connection
 
 if TYPE_CHECKING:
-    from bootstrap.context import RunContext
+    from kubeproof.bootstrap.context import RunContext
 
 T = TypeVar("T")
 

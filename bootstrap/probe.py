@@ -9,7 +9,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from bootstrap import render
+from kubeproof.bootstrap import render
 from kubeproof.facts import Fact, ParseError, Raw
 from kubeproof.inventory import HostSpec
 

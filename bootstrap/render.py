@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import yaml
 
-from bootstrap.artifacts import BinaryInfo
-from bootstrap.engine import BootstrapError
 from kubeproof import layout
+from kubeproof.bootstrap.artifacts import BinaryInfo
+from kubeproof.bootstrap.engine import BootstrapError
 from kubeproof.inventory import Cluster, HostSpec
 
 HEADER = "# Managed by kubeproof bootstrap; a re-run rewrites local edits.\n"

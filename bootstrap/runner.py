@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bootstrap import render
-from bootstrap.context import RunContext
-from bootstrap.engine import (
+from kubeproof import layout
+from kubeproof.bootstrap import render
+from kubeproof.bootstrap.context import RunContext
+from kubeproof.bootstrap.engine import (
     TRANSFERS,
     BootstrapError,
     Change,
@@ -34,12 +35,11 @@ from bootstrap.engine import (
     split_results,
     units_fact,
 )
-from bootstrap.phases import Phase, environment, etcd, flannel, master, nodes
-from bootstrap.phases import docker as docker_phase
-from bootstrap.phases import pki as pki_phase
-from bootstrap.probe import PROBE_FACTS, REQUIRED_COMMANDS, WORKER_COMMANDS, HostProbe, host_probe
-from bootstrap.state import new_token
-from kubeproof import layout
+from kubeproof.bootstrap.phases import Phase, environment, etcd, flannel, master, nodes
+from kubeproof.bootstrap.phases import docker as docker_phase
+from kubeproof.bootstrap.phases import pki as pki_phase
+from kubeproof.bootstrap.probe import PROBE_FACTS, REQUIRED_COMMANDS, WORKER_COMMANDS, HostProbe, host_probe
+from kubeproof.bootstrap.state import new_token
 from kubeproof.facts import Fact, HostFacts
 from kubeproof.inventory import HostSpec
 from kubeproof.redact import register_secret

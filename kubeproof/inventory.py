@@ -111,6 +111,7 @@ class Cluster:
     images: Images = field(default_factory=Images)
     ssh_user: str = "root"
     ssh_config: Path | None = None
+    ssh_sudo: bool = False
     artifacts: Path | None = None
     source: Path | None = None
 
@@ -216,6 +217,14 @@ class _Reader:
         if isinstance(item.value, bool) or not isinstance(item.value, (int, float)):
             raise self.error(f"{self.where}.{key} must be a number", key)
         return float(item.value)
+
+    def flag(self, key: str, default: bool) -> bool:
+        item = self.raw(key)
+        if item is None or item.value is None:
+            return default
+        if not isinstance(item.value, bool):
+            raise self.error(f"{self.where}.{key} must be true or false", key)
+        return item.value
 
     def strings(self, key: str) -> tuple[str, ...]:
         item = self.raw(key)
@@ -362,9 +371,11 @@ def parse_cluster_text(text: str, source: str = "<cluster file>", base_dir: Path
     base = base_dir or Path.cwd()
     ssh_user = "root"
     ssh_config: Path | None = None
+    ssh_sudo = False
     ssh = top.section("ssh")
     if ssh:
         ssh_user = ssh.text("user", "root") or "root"
+        ssh_sudo = ssh.flag("sudo", False)
         config_text = ssh.text("config")
         if config_text:
             ssh_config = (base / config_text).resolve()
@@ -383,6 +394,7 @@ def parse_cluster_text(text: str, source: str = "<cluster file>", base_dir: Path
         images=images,
         ssh_user=ssh_user,
         ssh_config=ssh_config,
+        ssh_sudo=ssh_sudo,
         artifacts=artifacts,
         source=Path(source) if source and not source.startswith("<") else None,
     )

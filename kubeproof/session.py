@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from kubeproof.checks import Observation
 from kubeproof.facts import Fact, FactRecord, HostFacts
 from kubeproof.inventory import Cluster, HostSpec
-from kubeproof.transport import ProbeError, Transport
+from kubeproof.transport import ConnectionOptions, ProbeError, Transport
 
 T = TypeVar("T")
 
@@ -49,8 +49,8 @@ class Session:
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     @classmethod
-    def open(cls, cluster: Cluster, timeout: int = 15) -> Session:
-        return cls(cluster, Transport(cluster, timeout=timeout))
+    def open(cls, cluster: Cluster, timeout: int = 15, options: ConnectionOptions | None = None) -> Session:
+        return cls(cluster, Transport(cluster, timeout=timeout, options=options or ConnectionOptions()))
 
     def facts(self, host: HostSpec | str) -> HostFacts:
         spec = self.cluster.host(host) if isinstance(host, str) else host

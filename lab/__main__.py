@@ -1,10 +1,10 @@
-"""`python -m lab ...`: the lab command line."""
+"""`kubeproof lab ...`: the lab command line."""
 
 from __future__ import annotations
 
 import sys
 
-from lab.cli import main
+from kubeproof.lab.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

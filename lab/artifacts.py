@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab.cluster_file import CRI_DOCKERD_VERSION, ETCD_VERSION, FLANNEL_VERSION, KUBERNETES_VERSION
-from lab.dockercli import Docker
-from lab.errors import LabError
-from lab.pod_images import (
+from kubeproof.lab.cluster_file import CRI_DOCKERD_VERSION, ETCD_VERSION, FLANNEL_VERSION, KUBERNETES_VERSION
+from kubeproof.lab.dockercli import Docker
+from kubeproof.lab.errors import LabError
+from kubeproof.lab.pod_images import (
     BUSYBOX_PACKAGE,
     PAUSE_IMAGE,
     TEST_IMAGE,
@@ -31,8 +31,8 @@ from lab.pod_images import (
     find_go,
     go_environment,
 )
-from lab.progress import Progress, run_logged
-from lab.settings import artifacts_dir, build_dir
+from kubeproof.lab.progress import Progress, run_logged
+from kubeproof.lab.settings import artifacts_dir, build_dir
 
 LOCK_FILE = Path(__file__).resolve().parent / "artifacts.lock.json"
 BUILD_SUPPORT_DIR = Path(__file__).resolve().parent / "build_support"
@@ -395,7 +395,7 @@ def compare_with_lock(measurement: Measurement, lock: Mapping[str, LockEntry]) -
     artifact = measurement.artifact
     entry = lock.get(artifact.name)
     if entry is None:
-        return f"{artifact.name} is not pinned in {LOCK_FILE.name} (pin with `python -m lab artifacts --update-lock`)"
+        return f"{artifact.name} is not pinned in {LOCK_FILE.name} (pin with `kubeproof lab artifacts --update-lock`)"
     if entry.version != artifact.version:
         raise LabError(f"{artifact.name}: the lock pins version {entry.version}, the recipe builds {artifact.version}")
     if entry.sha256 == measurement.sha256:
@@ -404,7 +404,7 @@ def compare_with_lock(measurement: Measurement, lock: Mapping[str, LockEntry]) -
         raise LabError(
             f"{artifact.name}: sha256 {measurement.sha256[:16]}... differs from the lock's {entry.sha256[:16]}..."
             f" with the same toolchain ({entry.toolchain}): the build is not reproducible or the input changed;"
-            " investigate, then re-pin with `python -m lab artifacts --update-lock` if the change is intended"
+            " investigate, then re-pin with `kubeproof lab artifacts --update-lock` if the change is intended"
         )
     return (
         f"{artifact.name}: sha256 differs from the lock, but the toolchain differs too"
@@ -415,7 +415,7 @@ def compare_with_lock(measurement: Measurement, lock: Mapping[str, LockEntry]) -
 def write_lock(measurements: Iterable[Measurement], path: Path = LOCK_FILE) -> None:
     document: dict[str, Any] = {
         "comment": (
-            "Pinned artifacts of the kubeproof lab, measured by `python -m lab artifacts --update-lock`."
+            "Pinned artifacts of the kubeproof lab, measured by `kubeproof lab artifacts --update-lock`."
             " A sha256 mismatch with the same toolchain is an error, with another toolchain a warning."
         ),
         "artifacts": [
@@ -728,7 +728,7 @@ def read_manifest(target: Path | None = None) -> dict[str, Any]:
     try:
         document: dict[str, Any] = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise LabError(f"cannot read {path}: run `python -m lab artifacts`") from exc
+        raise LabError(f"cannot read {path}: run `kubeproof lab artifacts`") from exc
     return document
 
 

@@ -1,4 +1,4 @@
-"""`python -m lab up | down | status | ssh NAME | artifacts | images`.
+"""`kubeproof lab up | down | status | ssh NAME | artifacts | images`.
 
 Errors a user can fix (docker absent or not running, an address clash, a missing tool) print one
 line and exit with 2; no traceback.
@@ -18,14 +18,14 @@ from pathlib import Path
 
 import paramiko
 
-from lab.artifacts import build_artifacts
-from lab.dockercli import Docker
-from lab.errors import LabError
-from lab.labctl import down, status, up
-from lab.pod_images import ensure_pod_image_tarballs, load_pod_images
-from lab.progress import Progress
-from lab.settings import DEFAULT_LAB_NAME, LAB_NODES, LabSettings, artifacts_dir, node_by_name
-from lab.ssh_material import connect
+from kubeproof.lab.artifacts import build_artifacts
+from kubeproof.lab.dockercli import Docker
+from kubeproof.lab.errors import LabError
+from kubeproof.lab.labctl import down, status, up
+from kubeproof.lab.pod_images import ensure_pod_image_tarballs, load_pod_images
+from kubeproof.lab.progress import Progress
+from kubeproof.lab.settings import DEFAULT_LAB_NAME, LAB_NODES, LabSettings, artifacts_dir, node_by_name
+from kubeproof.lab.ssh_material import connect
 
 EXIT_USAGE_OR_FIXABLE = 2
 EXIT_INTERRUPTED = 130
@@ -33,7 +33,7 @@ EXIT_INTERRUPTED = 130
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m lab",
+        prog="kubeproof lab",
         description="The kubeproof lab: the guide's three hosts as node containers reached by SSH.",
     )
     parser.add_argument(
@@ -96,14 +96,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lab: error: {error.message}", file=sys.stderr)
         return EXIT_USAGE_OR_FIXABLE
     except KeyboardInterrupt:
-        print("lab: interrupted; `python -m lab down` removes whatever was created", file=sys.stderr)
+        print("lab: interrupted; `kubeproof lab down` removes whatever was created", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_USAGE_OR_FIXABLE
 
 
 def require_lab_up(settings: LabSettings) -> None:
     if not settings.ssh_config_file.is_file() or not settings.known_hosts_file.is_file():
-        raise LabError(f"the lab is not up (no {settings.ssh_config_file}): run `python -m lab up`")
+        raise LabError(f"the lab is not up (no {settings.ssh_config_file}): run `kubeproof lab up`")
 
 
 def open_ssh(settings: LabSettings, node_name: str, remote_command: Sequence[str]) -> int:

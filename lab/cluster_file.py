@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.settings import NodeSpec
+from kubeproof.lab.settings import NodeSpec
 
 # What the lab deploys; versions match lab/artifacts.lock.json.
 KUBERNETES_VERSION = "v1.34.4"
@@ -40,7 +40,7 @@ def _scalar(value: str) -> str:
 
 def render_cluster_file(inputs: ClusterFileInputs) -> str:
     lines = [
-        "# Written by `python -m lab up`. An ordinary cluster file: real VMs would have the same.",
+        "# Written by `kubeproof lab up`. An ordinary cluster file: real VMs would have the same.",
         f"name: {_scalar(inputs.lab_name)}",
         f"profile: {_scalar(inputs.profile)}",
         "hosts:",

@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-from lab.errors import LabError
+from kubeproof.lab.errors import LabError
 
 DOCKER_START_HINT = (
     "start it (e.g. `systemctl start docker`, or `dockerd --data-root /var/lib/docker"

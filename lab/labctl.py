@@ -17,14 +17,14 @@ from typing import Any
 
 import paramiko
 
-from lab.artifacts import build_artifacts, missing_artifacts
-from lab.cluster_file import ClusterFileInputs, render_cluster_file
-from lab.dockercli import Docker
-from lab.errors import LabError
-from lab.node_image import ensure_node_image, node_image_tag
-from lab.pod_images import ensure_pod_image_tarballs, load_pod_images
-from lab.progress import Progress
-from lab.settings import (
+from kubeproof.lab.artifacts import build_artifacts, missing_artifacts
+from kubeproof.lab.cluster_file import ClusterFileInputs, render_cluster_file
+from kubeproof.lab.dockercli import Docker
+from kubeproof.lab.errors import LabError
+from kubeproof.lab.node_image import ensure_node_image, node_image_tag
+from kubeproof.lab.pod_images import ensure_pod_image_tarballs, load_pod_images
+from kubeproof.lab.progress import Progress
+from kubeproof.lab.settings import (
     LAB_GATEWAY,
     LAB_LABEL,
     LAB_NODES,
@@ -35,7 +35,7 @@ from lab.settings import (
     NodeSpec,
     artifacts_dir,
 )
-from lab.ssh_material import (
+from kubeproof.lab.ssh_material import (
     HOST_PUBLIC_KEY_FILES,
     SSH_USER,
     HostKey,
@@ -145,7 +145,7 @@ def check_network_conflicts(docker: Docker, settings: LabSettings) -> dict[str, 
             if str(LAB_SUBNET) not in subnets:
                 raise LabError(
                     f"the lab network {name} has subnets {subnets}, not {LAB_SUBNET}:"
-                    " run `python -m lab down` and `python -m lab up` again"
+                    " run `kubeproof lab down` and `kubeproof lab up` again"
                 )
             ours = network
             continue
@@ -156,7 +156,7 @@ def check_network_conflicts(docker: Docker, settings: LabSettings) -> dict[str, 
                 continue
             if overlaps:
                 owner = _labels(network).get(LAB_LABEL)
-                hint = f" (it belongs to kubeproof lab {owner!r}: `python -m lab down --name {owner}`)" if owner else ""
+                hint = f" (it belongs to kubeproof lab {owner!r}: `kubeproof lab down --name {owner}`)" if owner else ""
                 raise LabError(
                     f"Docker network {name} uses {subnet}, which overlaps the lab's {LAB_SUBNET}{hint}:"
                     f" remove it (docker network rm {name}) and retry"
@@ -263,7 +263,7 @@ def up(settings: LabSettings, progress: Progress) -> Path:
     )
     progress.say(f"lab {settings.name!r} is up in {time.monotonic() - started:.1f} s")
     progress.say(f"cluster file: {settings.cluster_file}")
-    progress.say(f"ssh: ssh -F {settings.ssh_config_file} master01   (or: python -m lab ssh master01)")
+    progress.say(f"ssh: ssh -F {settings.ssh_config_file} master01   (or: kubeproof lab ssh master01)")
     return settings.cluster_file
 
 
@@ -317,7 +317,7 @@ def start_nodes(
         if running_image != image:
             progress.say(
                 f"  note: {node.name} runs {running_image}; the recipe now builds {image}."
-                " Keeping it (its state may matter); `python -m lab down && python -m lab up` recreates it."
+                " Keeping it (its state may matter); `kubeproof lab down && kubeproof lab up` recreates it."
             )
         if not (container.get("State") or {}).get("Running"):
             docker.run(["start", node.name])
@@ -496,7 +496,7 @@ def status(settings: LabSettings, progress: Progress) -> int:
     if settings.cluster_file.is_file():
         print(f"cluster file: {settings.cluster_file}")
     else:
-        print("cluster file: none (run `python -m lab up`)")
+        print("cluster file: none (run `kubeproof lab up`)")
     return 0 if all_good else 1
 
 

@@ -19,10 +19,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.dockercli import Docker
-from lab.errors import LabError
-from lab.progress import Progress, run_logged
-from lab.settings import RECIPE_LABEL, build_dir, cache_dir
+from kubeproof.lab.dockercli import Docker
+from kubeproof.lab.errors import LabError
+from kubeproof.lab.progress import Progress, run_logged
+from kubeproof.lab.settings import RECIPE_LABEL, build_dir, cache_dir
 
 NODE_IMAGE_REPOSITORY = "kubeproof-node"
 DEBIAN_SUITE = "bookworm"

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import paramiko
 
-from lab.dockercli import Docker
-from lab.errors import LabError
-from lab.progress import Progress, run_logged
-from lab.settings import LabSettings, NodeSpec, build_dir
-from lab.ssh_material import connect, run_remote
+from kubeproof.lab.dockercli import Docker
+from kubeproof.lab.errors import LabError
+from kubeproof.lab.progress import Progress, run_logged
+from kubeproof.lab.settings import LabSettings, NodeSpec, build_dir
+from kubeproof.lab.ssh_material import connect, run_remote
 
 PAUSE_SOURCE_DIR = Path(__file__).resolve().parent / "images" / "pause"
 BUSYBOX_PATH = Path("/bin/busybox")

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from lab.errors import LabError
+from kubeproof.lab.errors import LabError
 
 # Long work (debootstrap, go build) prints a line this often so a CI log shows it is alive.
 HEARTBEAT_SECONDS = 30.0

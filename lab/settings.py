@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.errors import LabError
+from kubeproof.lab.errors import LabError
 
 DEFAULT_CACHE_DIR = Path("/var/cache/kubeproof")
 DEFAULT_LAB_NAME = "lab"

@@ -16,8 +16,8 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from lab.errors import LabError
-from lab.settings import LabSettings, NodeSpec
+from kubeproof.lab.errors import LabError
+from kubeproof.lab.settings import LabSettings, NodeSpec
 
 SSH_USER = "root"
 SSH_CONNECT_TIMEOUT_SECONDS = 10.0
@@ -101,7 +101,7 @@ def render_known_hosts(entries: Iterable[tuple[Sequence[str], Sequence[HostKey]]
 def render_ssh_config(nodes: Sequence[NodeSpec], *, user: str, identity_file: Path, known_hosts_file: Path) -> str:
     """An OpenSSH client config with strict host-key checking; paths absolute."""
     blocks = [
-        "# Written by `python -m lab up`; strict host keys (known_hosts recorded via docker exec).\n"
+        "# Written by `kubeproof lab up`; strict host keys (known_hosts recorded via docker exec).\n"
         f"# Use: ssh -F {identity_file.parent / 'ssh_config'} master01\n"
     ]
     for node in nodes:

@@ -6,9 +6,9 @@ Pure functions over `ResultRow`s: no pytest, no network. The pytest plugin build
 
 from __future__ import annotations
 
-from reports.evidence import evidence_filename, verify_manifest, write_evidence_bundle, write_manifest
-from reports.html import render_html, write_html
-from reports.model import (
+from kubeproof.reports.evidence import evidence_filename, verify_manifest, write_evidence_bundle, write_manifest
+from kubeproof.reports.html import render_html, write_html
+from kubeproof.reports.model import (
     OUTCOMES,
     PROFILES,
     SEVERITY_WEIGHTS,
@@ -20,7 +20,7 @@ from reports.model import (
     profile_score,
     summarize_by_section,
 )
-from reports.secrets import scan_for_secrets
+from kubeproof.reports.secrets import scan_for_secrets
 
 __all__ = [
     "OUTCOMES",

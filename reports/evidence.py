@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kubeproof.redact import redact
-from reports.model import ResultRow, as_rows, count_outcomes, iso_utc
+from kubeproof.reports.model import ResultRow, as_rows, count_outcomes, iso_utc
 
 EVIDENCE_DIR = "evidence"
 SESSION_FILE = "session.json"

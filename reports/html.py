@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kubeproof.redact import redact
-from reports.model import (
+from kubeproof.reports.model import (
     OUTCOMES,
     ResultRow,
     as_rows,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.plugin import CheckCase, verify
+from kubeproof.fixtures.plugin import CheckCase, verify
 
 pytestmark = pytest.mark.catalogue("PKI-E")
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bootstrap.engine import (
+from kubeproof.bootstrap.engine import (
     STAGE_FILES,
     STAGE_PACKAGES,
     Change,
@@ -22,7 +22,7 @@ from kubeproof.facts import Fact, Raw
 from kubeproof.inventory import Cluster, HostSpec
 
 if TYPE_CHECKING:
-    from bootstrap.context import RunContext
+    from kubeproof.bootstrap.context import RunContext
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def package_op(
 
 
 def _fail(message: str) -> Callable[[], None]:
-    from bootstrap.engine import ChangeFailed
+    from kubeproof.bootstrap.engine import ChangeFailed
 
     def apply() -> None:
         raise ChangeFailed(message)

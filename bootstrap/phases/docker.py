@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bootstrap.engine import HostView, Resource, Unit
-from bootstrap.phases import Phase, installed_packages_fact, package_op
-from bootstrap.probe import PROBE_FACTS, host_probe
+from kubeproof.bootstrap.engine import HostView, Resource, Unit
+from kubeproof.bootstrap.phases import Phase, installed_packages_fact, package_op
+from kubeproof.bootstrap.probe import PROBE_FACTS, host_probe
 from kubeproof.facts import Fact, HostFacts
 from kubeproof.inventory import HostSpec
 
 if TYPE_CHECKING:
-    from bootstrap.context import RunContext
+    from kubeproof.bootstrap.context import RunContext
 
 NAME = "docker"
 PACKAGES = {"apt": ["docker.io"], "yum": ["docker-ce", "docker-ce-cli", "containerd.io"]}

@@ -6,8 +6,8 @@ import hashlib
 import shlex
 from typing import TYPE_CHECKING
 
-from bootstrap import render
-from bootstrap.engine import (
+from kubeproof.bootstrap import render
+from kubeproof.bootstrap.engine import (
     STAGE_FILES,
     STAGE_UNITS,
     Change,
@@ -18,13 +18,13 @@ from bootstrap.engine import (
     Resource,
     run_checked,
 )
-from bootstrap.phases import Phase, command_change, edit_fact, installed_packages_fact, package_op, write_edit
+from kubeproof.bootstrap.phases import Phase, command_change, edit_fact, installed_packages_fact, package_op, write_edit
 from kubeproof.facts import Fact, Raw
 from kubeproof.facts import host as host_facts
 from kubeproof.inventory import Cluster, HostSpec
 
 if TYPE_CHECKING:
-    from bootstrap.context import RunContext
+    from kubeproof.bootstrap.context import RunContext
 
 NAME = "environment"
 SYSCTL_FILE = "/etc/sysctl.d/k8s.conf"

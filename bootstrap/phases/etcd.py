@@ -5,15 +5,15 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from bootstrap import render
-from bootstrap.engine import BootstrapError, Content, Directory, File, Resource, Symlink, Unit, unit_journal
-from bootstrap.phases import Phase
 from kubeproof import layout
+from kubeproof.bootstrap import render
+from kubeproof.bootstrap.engine import BootstrapError, Content, Directory, File, Resource, Symlink, Unit, unit_journal
+from kubeproof.bootstrap.phases import Phase
 from kubeproof.inventory import HostSpec
 from kubeproof.transport import ProbeError
 
 if TYPE_CHECKING:
-    from bootstrap.context import RunContext
+    from kubeproof.bootstrap.context import RunContext
 
 NAME = "etcd"
 UNIT = "etcd.service"

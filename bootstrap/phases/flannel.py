@@ -8,8 +8,9 @@ import json
 import shlex
 from typing import TYPE_CHECKING
 
-from bootstrap import render
-from bootstrap.engine import (
+from kubeproof import layout
+from kubeproof.bootstrap import render
+from kubeproof.bootstrap.engine import (
     STAGE_FILES,
     STAGE_WAIT,
     BootstrapError,
@@ -24,13 +25,12 @@ from bootstrap.engine import (
     Unit,
     run_checked,
 )
-from bootstrap.phases import Phase, unique_hosts
-from kubeproof import layout
+from kubeproof.bootstrap.phases import Phase, unique_hosts
 from kubeproof.facts import Fact, Raw
 from kubeproof.inventory import Cluster, HostSpec
 
 if TYPE_CHECKING:
-    from bootstrap.context import RunContext
+    from kubeproof.bootstrap.context import RunContext
 
 NAME = "flannel"
 NETWORK_KEY = "/coreos.com/network/config"

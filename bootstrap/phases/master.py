@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bootstrap import render
-from bootstrap.engine import Content, Directory, File, Note, Resource, Symlink, Unit
-from bootstrap.phases import Phase
 from kubeproof import layout
+from kubeproof.bootstrap import render
+from kubeproof.bootstrap.engine import Content, Directory, File, Note, Resource, Symlink, Unit
+from kubeproof.bootstrap.phases import Phase
 from kubeproof.inventory import HostSpec
 
 if TYPE_CHECKING:
-    from bootstrap.context import RunContext
+    from kubeproof.bootstrap.context import RunContext
 
 NAME = "master"
 APISERVER = "kube-apiserver.service"

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from bootstrap import csr, render
-from bootstrap.engine import (
+from kubeproof import layout
+from kubeproof.bootstrap import csr, render
+from kubeproof.bootstrap.engine import (
     API_HOST,
     STAGE_API,
     STAGE_WAIT,
@@ -30,13 +31,12 @@ from bootstrap.engine import (
     Resource,
     Unit,
 )
-from bootstrap.kubeapi import MANAGED_BY, MANAGED_BY_LABEL, ApiError, KubeApi
-from bootstrap.phases import Phase
-from kubeproof import layout
+from kubeproof.bootstrap.kubeapi import MANAGED_BY, MANAGED_BY_LABEL, ApiError, KubeApi
+from kubeproof.bootstrap.phases import Phase
 from kubeproof.inventory import HostSpec
 
 if TYPE_CHECKING:
-    from bootstrap.context import RunContext
+    from kubeproof.bootstrap.context import RunContext
 
 NAME = "nodes"
 CRI_DOCKERD = "cri-dockerd.service"

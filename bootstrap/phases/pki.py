@@ -12,14 +12,14 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bootstrap import pki
-from bootstrap.engine import Content, Directory, File, Resource
-from bootstrap.phases import Phase
 from kubeproof import layout
+from kubeproof.bootstrap import pki
+from kubeproof.bootstrap.engine import Content, Directory, File, Resource
+from kubeproof.bootstrap.phases import Phase
 from kubeproof.inventory import HostSpec
 
 if TYPE_CHECKING:
-    from bootstrap.context import RunContext
+    from kubeproof.bootstrap.context import RunContext
 
 NAME = "pki"
 

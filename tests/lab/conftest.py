@@ -9,16 +9,16 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from lab.dockercli import Docker
-from lab.labctl import cluster_file_if_up, up
-from lab.progress import Progress
-from lab.settings import LAB_NODES, LabSettings, NodeSpec
-from lab.ssh_material import RemoteResult, connect, run_remote
+from kubeproof.lab.dockercli import Docker
+from kubeproof.lab.labctl import cluster_file_if_up, up
+from kubeproof.lab.progress import Progress
+from kubeproof.lab.settings import LAB_NODES, LabSettings, NodeSpec
+from kubeproof.lab.ssh_material import RemoteResult, connect, run_remote
 
 
 @pytest.fixture(scope="session")
 def lab_settings() -> LabSettings:
-    """The default lab ($KUBEPROOF_STATE/lab), as `python -m lab up` without options uses it."""
+    """The default lab ($KUBEPROOF_STATE/lab), as `kubeproof lab up` without options uses it."""
     return LabSettings.create()
 
 

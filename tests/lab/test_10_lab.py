@@ -8,15 +8,15 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from lab.artifacts import check_version as check_artifact_version
-from lab.artifacts import read_manifest, sha256_file, versioned_artifacts
-from lab.cluster_file import PAUSE_IMAGE, TEST_IMAGE
-from lab.dockercli import Docker
-from lab.labctl import down, lab_objects, up
-from lab.node_image import node_image_tag
-from lab.progress import Progress
-from lab.settings import LAB_NODES, LabSettings, artifacts_dir
-from lab.ssh_material import run_remote
+from kubeproof.lab.artifacts import check_version as check_artifact_version
+from kubeproof.lab.artifacts import read_manifest, sha256_file, versioned_artifacts
+from kubeproof.lab.cluster_file import PAUSE_IMAGE, TEST_IMAGE
+from kubeproof.lab.dockercli import Docker
+from kubeproof.lab.labctl import down, lab_objects, up
+from kubeproof.lab.node_image import node_image_tag
+from kubeproof.lab.progress import Progress
+from kubeproof.lab.settings import LAB_NODES, LabSettings, artifacts_dir
+from kubeproof.lab.ssh_material import run_remote
 from tests.lab.conftest import NodeShell
 
 pytestmark = pytest.mark.lab
@@ -155,7 +155,7 @@ def test_hosts_reach_each_other_by_address_and_name(node_name: str, node_shells:
 
 @pytest.mark.parametrize("artifact", versioned_artifacts(), ids=lambda artifact: artifact.name)
 def test_artifact_reports_its_pinned_version(artifact: object, lab_cluster_file: Path) -> None:
-    from lab.artifacts import Artifact
+    from kubeproof.lab.artifacts import Artifact
 
     assert isinstance(artifact, Artifact)
     check_artifact_version(artifacts_dir() / artifact.path, artifact)

@@ -2,7 +2,7 @@
 (timed, plan empty), runs SIGKILLed mid-etcd and mid-nodes that converge when run again, and CSRs
 that must not be approved.
 
-Runs `python -m bootstrap` as a user would (a subprocess) with the default state directory, so the
+Runs `kubeproof` as a user would (a subprocess) with the default state directory, so the
 cluster it leaves behind is the one the suites (test_30) verify.
 """
 
@@ -29,13 +29,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from bootstrap.kubeapi import SshTunnel
-from bootstrap.state import StateDir, default_state_dir
+from kubeproof.bootstrap.kubeapi import SshTunnel
+from kubeproof.bootstrap.state import StateDir, default_state_dir
 from kubeproof.inventory import load_cluster_file
+from kubeproof.lab.labctl import down, up
+from kubeproof.lab.progress import Progress
+from kubeproof.lab.settings import LabSettings
 from kubeproof.transport import Transport
-from lab.labctl import down, up
-from lab.progress import Progress
-from lab.settings import LabSettings
 from tests.lab.suite_runner import REPO
 
 pytestmark = pytest.mark.lab
@@ -67,7 +67,7 @@ class CliRun:
 def bootstrap(command: str, cluster_file: Path, *extra: str, timeout: float = 900) -> CliRun:
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "bootstrap", command, "--cluster", str(cluster_file), *extra],
+        [sys.executable, "-m", "kubeproof", command, "--cluster", str(cluster_file), *extra],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -80,7 +80,7 @@ def bootstrap(command: str, cluster_file: Path, *extra: str, timeout: float = 90
 def bootstrap_killed_at(cluster_file: Path, pattern: str, timeout: float = 600) -> str:
     """Start `apply`, SIGKILL it as soon as a progress line matches ``pattern``; return what it printed."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "bootstrap", "apply", "--cluster", str(cluster_file)],
+        [sys.executable, "-m", "kubeproof", "apply", "--cluster", str(cluster_file)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

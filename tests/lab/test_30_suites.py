@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from kubeproof.inventory import load_cluster_file
+from kubeproof.reports import scan_for_secrets, verify_manifest
 from kubeproof.transport import Transport
-from reports import scan_for_secrets, verify_manifest
 from tests.lab.suite_runner import REPO, run_suites
 
 pytestmark = pytest.mark.lab
@@ -27,9 +27,9 @@ MEASUREMENTS = STATE / "measurements.json"
 @pytest.fixture(scope="module")
 def converged() -> Path:
     if not CLUSTER_FILE.exists():
-        subprocess.run([sys.executable, "-m", "lab", "up"], cwd=REPO, check=True)
+        subprocess.run([sys.executable, "-m", "kubeproof", "lab", "up"], cwd=REPO, check=True)
     subprocess.run(
-        [sys.executable, "-m", "bootstrap", "apply", "--cluster", str(CLUSTER_FILE), "--yes"], cwd=REPO, check=True
+        [sys.executable, "-m", "kubeproof", "apply", "--cluster", str(CLUSTER_FILE), "--yes"], cwd=REPO, check=True
     )
     return CLUSTER_FILE
 

@@ -34,10 +34,10 @@ CLUSTER_FILE = STATE / "lab" / "cluster.yaml"
 @pytest.fixture(scope="module")
 def cluster() -> Cluster:
     if not CLUSTER_FILE.exists():
-        subprocess.run([sys.executable, "-m", "lab", "up"], cwd=REPO, check=True)
+        subprocess.run([sys.executable, "-m", "kubeproof", "lab", "up"], cwd=REPO, check=True)
     # converge (idempotent: a converged cluster makes zero changes)
     subprocess.run(
-        [sys.executable, "-m", "bootstrap", "apply", "--cluster", str(CLUSTER_FILE), "--yes"], cwd=REPO, check=True
+        [sys.executable, "-m", "kubeproof", "apply", "--cluster", str(CLUSTER_FILE), "--yes"], cwd=REPO, check=True
     )
     return load_cluster_file(CLUSTER_FILE)
 

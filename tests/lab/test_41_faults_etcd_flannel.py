@@ -144,7 +144,7 @@ class Lab:
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
     if not CLUSTER_FILE.exists():
-        pytest.skip(f"the lab is not up ({CLUSTER_FILE} missing): python -m lab up; python -m bootstrap apply")
+        pytest.skip(f"the lab is not up ({CLUSTER_FILE} missing): kubeproof lab up; kubeproof apply")
     cluster = load_cluster_file(CLUSTER_FILE)
     transport = Transport(cluster)
     try:
@@ -198,7 +198,7 @@ def _message(run: SuiteRun, key: str) -> str:
 def healthy_before(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> SuiteRun:
     tmp = tmp_path_factory.mktemp("before")
     run = _suites(tmp, "before", [*SUITES, *SEC01])
-    _assert_clean(run, "the lab must be green before faults go in (converge it with python -m bootstrap apply)")
+    _assert_clean(run, "the lab must be green before faults go in (converge it with kubeproof apply)")
     return run
 
 

@@ -47,7 +47,7 @@ FAULT = "kubeproof-fault"
 @pytest.fixture(scope="module")
 def cluster() -> Cluster:
     if not CLUSTER_FILE.exists():
-        pytest.skip(f"no lab cluster file at {CLUSTER_FILE} (python -m lab up; python -m bootstrap apply)")
+        pytest.skip(f"no lab cluster file at {CLUSTER_FILE} (kubeproof lab up; kubeproof apply)")
     return load_cluster_file(CLUSTER_FILE)
 
 

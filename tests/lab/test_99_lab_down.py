@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from lab.dockercli import Docker
-from lab.labctl import down, lab_objects
-from lab.progress import Progress
-from lab.settings import LAB_NODES, LabSettings
+from kubeproof.lab.dockercli import Docker
+from kubeproof.lab.labctl import down, lab_objects
+from kubeproof.lab.progress import Progress
+from kubeproof.lab.settings import LAB_NODES, LabSettings
 
 pytestmark = pytest.mark.lab
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.artifacts import Artifacts
-from bootstrap.cli import main
-from bootstrap.state import Reporter, Sha256Cache, StateDir, new_token
+from kubeproof.bootstrap.artifacts import Artifacts
+from kubeproof.bootstrap.cli import main
+from kubeproof.bootstrap.state import Reporter, Sha256Cache, StateDir, new_token
 from kubeproof.inventory import parse_cluster_text
 
 ARTIFACT_FILES = (
@@ -66,7 +66,7 @@ def test_a_missing_artifact_names_the_file_and_where_to_get_it(
     out = capsys.readouterr().out
     assert f"kubernetes/server/bin/kube-apiserver missing in {artifacts}" in out
     assert "kubernetes-server-linux-amd64.tar.gz v1.34.4" in out
-    assert "python -m lab artifacts" in out
+    assert "kubeproof lab artifacts" in out
 
 
 def test_an_unreachable_host_stops_everything_before_a_change(

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bootstrap.csr import csr_state, judge_csr
+from kubeproof.bootstrap.csr import csr_state, judge_csr
 
 WORKERS = ["node01", "node02"]
 _KEY = ec.generate_private_key(ec.SECP256R1())

@@ -18,13 +18,13 @@ from typing import Any, cast
 
 import pytest
 
-from bootstrap import engine, runner
-from bootstrap.artifacts import Artifacts
-from bootstrap.context import RunContext
-from bootstrap.engine import Change, Content, Directory, File, Resource, Symlink, Unit
-from bootstrap.phases import Phase
-from bootstrap.runner import RunResult, _run_phase, plan_phase
-from bootstrap.state import Reporter, Sha256Cache, StateDir
+from kubeproof.bootstrap import engine, runner
+from kubeproof.bootstrap.artifacts import Artifacts
+from kubeproof.bootstrap.context import RunContext
+from kubeproof.bootstrap.engine import Change, Content, Directory, File, Resource, Symlink, Unit
+from kubeproof.bootstrap.phases import Phase
+from kubeproof.bootstrap.runner import RunResult, _run_phase, plan_phase
+from kubeproof.bootstrap.state import Reporter, Sha256Cache, StateDir
 from kubeproof.inventory import Cluster, HostSpec, parse_cluster_text
 from kubeproof.transport import CommandResult, Connection, Transport
 

@@ -7,9 +7,9 @@ import re
 import pytest
 import yaml
 
-from bootstrap import render
-from bootstrap.artifacts import BinaryInfo, parse_help
-from bootstrap.engine import BootstrapError
+from kubeproof.bootstrap import render
+from kubeproof.bootstrap.artifacts import BinaryInfo, parse_help
+from kubeproof.bootstrap.engine import BootstrapError
 from kubeproof.inventory import Cluster, parse_cluster_text
 
 CLUSTER_YAML = """
@@ -306,8 +306,8 @@ def test_ipvs_without_ip_vs_falls_back_to_iptables_and_says_so(cluster: Cluster)
     from types import SimpleNamespace
     from typing import cast
 
-    from bootstrap.context import RunContext
-    from bootstrap.phases.nodes import proxy_mode
+    from kubeproof.bootstrap.context import RunContext
+    from kubeproof.bootstrap.phases.nodes import proxy_mode
 
     ipvs_cluster = parse_cluster_text(CLUSTER_YAML.replace("kube_proxy_mode: iptables", "kube_proxy_mode: ipvs"))
     for has_ip_vs, expected in ((False, "iptables"), (True, "ipvs")):
@@ -321,7 +321,7 @@ def test_ipvs_without_ip_vs_falls_back_to_iptables_and_says_so(cluster: Cluster)
 
 
 def test_probe_parsers() -> None:
-    from bootstrap import probe
+    from kubeproof.bootstrap import probe
     from kubeproof.facts import Raw
 
     addresses = probe.parse_ip_addr(

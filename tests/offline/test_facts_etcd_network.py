@@ -55,7 +55,7 @@ def raw(stdout: str, stderr: str = "", rc: int = 0) -> Raw:
 
 # ----------------------------------------------------------------------------- captured on the lab
 
-# The lab after `python -m bootstrap apply` (node01 = etcd02 and worker), printed by the facts'
+# The lab after `kubeproof apply` (node01 = etcd02 and worker), printed by the facts'
 # own commands; journal lines shortened. node01 leases 172.17.36.0/24, node02 172.17.1.0/24.
 LAB_ETCD_SERVICE_NODE01 = (
     "@@kp-section show\n"

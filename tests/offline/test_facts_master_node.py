@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from bootstrap.render import kubeconfig
 from kubeproof import layout
+from kubeproof.bootstrap.render import kubeconfig
 from kubeproof.checks import CATALOGUE_DIR, NotApplicable, Observation, parse_catalogue
 from kubeproof.facts import Fact, ParseError, Raw
 from kubeproof.facts import master as mf

@@ -13,8 +13,8 @@ import paramiko
 import pytest
 import yaml
 
-from lab import node_image
-from lab.artifacts import (
+from kubeproof.lab import node_image
+from kubeproof.lab.artifacts import (
     BINARY_ARTIFACTS,
     KUBERNETES_WRAPPER,
     Artifact,
@@ -24,12 +24,12 @@ from lab.artifacts import (
     go_mod_satisfies,
     render_go_mod,
 )
-from lab.cluster_file import ClusterFileInputs, render_cluster_file
-from lab.dockercli import Docker
-from lab.errors import LabError
-from lab.labctl import check_container_conflicts, check_network_conflicts, node_run_args
-from lab.settings import LAB_NODES, LabSettings
-from lab.ssh_material import HostKey, ensure_keypair, render_known_hosts, render_ssh_config
+from kubeproof.lab.cluster_file import ClusterFileInputs, render_cluster_file
+from kubeproof.lab.dockercli import Docker
+from kubeproof.lab.errors import LabError
+from kubeproof.lab.labctl import check_container_conflicts, check_network_conflicts, node_run_args
+from kubeproof.lab.settings import LAB_NODES, LabSettings
+from kubeproof.lab.ssh_material import HostKey, ensure_keypair, render_known_hosts, render_ssh_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ED25519_KEY = HostKey("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIApGd4A4uhOuFXScH62wUvLk/PPyW6F6g0taT/q5q5Iz")
@@ -269,7 +269,7 @@ def test_lock_match_same_toolchain_mismatch_error_other_toolchain_warning() -> N
 
 
 def test_repository_lock_pins_every_binary_with_its_version() -> None:
-    from lab.artifacts import load_lock
+    from kubeproof.lab.artifacts import load_lock
 
     lock = load_lock()
     for artifact in BINARY_ARTIFACTS:
@@ -313,7 +313,7 @@ def _run_cli(args: list[str], path: str, tmp_path: Path) -> subprocess.Completed
         "PYTHONPATH": str(REPO_ROOT),
     }
     return subprocess.run(
-        [sys.executable, "-m", "lab", *args],
+        [sys.executable, "-m", "kubeproof", "lab", *args],
         capture_output=True,
         text=True,
         env=environment,

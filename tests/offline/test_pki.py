@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bootstrap.pki import (
+from kubeproof.bootstrap.pki import (
     DEFAULT_CA_EXPIRY,
     DEFAULT_LEAF_EXPIRY,
     Action,

@@ -58,7 +58,7 @@ def offline_suite(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("-p", "fixtures.plugin", "-p", "no:pytest11.testinfra", "-p", "no:cacheprovider", *args)
+    return pytester.runpytest("-p", "no:cacheprovider", *args)
 
 
 def test_outcomes_ids_and_markers(offline_suite: pytest.Pytester) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from kubeproof.redact import fingerprint, redact
-from reports import (
+from kubeproof.reports import (
     OUTCOMES,
     ResultRow,
     evidence_filename,
