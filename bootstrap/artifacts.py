@@ -14,7 +14,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubeproof.bootstrap.engine import BootstrapError, Content
+from kubeproof.bootstrap.content import Content
+from kubeproof.bootstrap.errors import BootstrapError
 from kubeproof.bootstrap.state import Sha256Cache
 from kubeproof.inventory import Cluster
 

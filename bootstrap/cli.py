@@ -16,7 +16,7 @@ from pathlib import Path
 
 from kubeproof.bootstrap.artifacts import Artifacts
 from kubeproof.bootstrap.context import RunContext
-from kubeproof.bootstrap.engine import BootstrapError
+from kubeproof.bootstrap.errors import BootstrapError
 from kubeproof.bootstrap.runner import PHASE_NAMES, run, select_phases
 from kubeproof.bootstrap.state import Reporter, Sha256Cache, StateDir, apply_lock, default_state_dir
 from kubeproof.inventory import InventoryError, load_cluster_file

@@ -1,20 +1,18 @@
-"""What every phase sees during one run: the cluster, connections, local state, probes, options."""
+"""What every phase sees during one run: the cluster, connections, local state, host profiles, options."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kubeproof.bootstrap.artifacts import Artifacts, BinaryInfo, binary_info
+from kubeproof.bootstrap.host_profile import HostProfile
+from kubeproof.bootstrap.kubeapi import KubeApi
 from kubeproof.bootstrap.state import Reporter, Sha256Cache, StateDir
 from kubeproof.inventory import Cluster, HostSpec
 from kubeproof.transport import Transport
-
-if TYPE_CHECKING:
-    from kubeproof.bootstrap.kubeapi import KubeApi
-    from kubeproof.bootstrap.probe import HostProbe
 
 
 @dataclass
@@ -31,15 +29,15 @@ class RunContext:
     pki_dir: Path = field(default_factory=Path)
     token: str = ""
     token_source: str = ""  # "state", "adopted from master01", "new"
-    probes: dict[str, HostProbe] = field(default_factory=dict)
+    profiles: dict[str, HostProfile] = field(default_factory=dict)
     _binaries: dict[str, BinaryInfo] = field(default_factory=dict)
     _api: KubeApi | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def probe(self, host: HostSpec | str) -> HostProbe:
+    def profile(self, host: HostSpec | str) -> HostProfile:
         name = host if isinstance(host, str) else host.name
-        return self.probes[name]
+        return self.profiles[name]
 
     def binary(self, key: str) -> BinaryInfo:
         with self._lock:
@@ -50,11 +48,10 @@ class RunContext:
             return info
 
     def api(self) -> KubeApi:
-        from kubeproof.bootstrap.kubeapi import KubeApi
-
+        """The API client, made on first use (after preflight: pki_dir is then the one the run renders from)."""
         with self._lock:
             if self._api is None:
-                self._api = KubeApi(self)
+                self._api = KubeApi(self.cluster, self.transport, self.pki_dir, self.reporter)
             return self._api
 
     def close(self) -> None:

@@ -18,7 +18,6 @@ between writing a file and restarting its unit still restarts it on the next run
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
 import threading
@@ -26,17 +25,16 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
+from kubeproof.bootstrap.content import Content
+from kubeproof.bootstrap.context import RunContext
+from kubeproof.bootstrap.errors import ChangeFailed, ConflictError
 from kubeproof.facts import Fact, HostFacts, ParseError, Raw
 from kubeproof.facts.host import parse_systemctl_show
 from kubeproof.inventory import HostSpec
 from kubeproof.redact import redact
 from kubeproof.transport import Connection, HostUnreachable, ProbeError
-
-if TYPE_CHECKING:
-    from kubeproof.bootstrap.context import RunContext
 
 T = TypeVar("T")
 
@@ -52,18 +50,6 @@ TEMP_SUFFIX = ".kubeproof-tmp"
 
 # Where a change that is not on one host runs: the Kubernetes API, reached from this machine.
 API_HOST = "api"
-
-
-class BootstrapError(Exception):
-    """Stops the run. The message is one line: what, where, and how to proceed."""
-
-
-class ConflictError(BootstrapError):
-    """A target path holds something kubeproof did not create; it is left alone."""
-
-
-class ChangeFailed(BootstrapError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -84,55 +70,6 @@ class Note:
     host: str
     phase: str
     text: str
-
-
-# ----------------------------------------------------------------------------- content
-
-
-class Content:
-    """The bytes of a file to place: rendered in memory, or a local file read only when copied."""
-
-    def __init__(self, data: bytes | None = None, *, local: Path | None = None, sha256: str | None = None):
-        if (data is None) == (local is None):
-            raise ValueError("Content needs exactly one of data or local")
-        self._data = data
-        self.local = local
-        self._sha256 = sha256
-
-    @classmethod
-    def text(cls, text: str) -> Content:
-        return cls(text.encode("utf-8"))
-
-    @property
-    def sha256(self) -> str:
-        if self._sha256 is None:
-            if self._data is not None:
-                self._sha256 = hashlib.sha256(self._data).hexdigest()
-            else:
-                assert self.local is not None
-                digest = hashlib.sha256()
-                with self.local.open("rb") as handle:
-                    for block in iter(lambda: handle.read(1 << 20), b""):
-                        digest.update(block)
-                self._sha256 = digest.hexdigest()
-        return self._sha256
-
-    @property
-    def size(self) -> int:
-        if self._data is not None:
-            return len(self._data)
-        assert self.local is not None
-        return self.local.stat().st_size
-
-    def read(self) -> bytes:
-        if self._data is not None:
-            return self._data
-        assert self.local is not None
-        return self.local.read_bytes()
-
-    def __repr__(self) -> str:  # never the bytes: they may be a key
-        where = str(self.local) if self.local else f"{len(self._data or b'')} bytes"
-        return f"Content({where})"
 
 
 # ----------------------------------------------------------------------------- resources

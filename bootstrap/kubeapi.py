@@ -17,18 +17,17 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import kubernetes.client
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from kubeproof.bootstrap import render
-from kubeproof.bootstrap.engine import BootstrapError
-from kubeproof.transport import Connection
-
-if TYPE_CHECKING:
-    from kubeproof.bootstrap.context import RunContext
+from kubeproof.bootstrap.errors import BootstrapError
+from kubeproof.bootstrap.state import Reporter
+from kubeproof.inventory import Cluster
+from kubeproof.transport import Connection, Transport
 
 T = TypeVar("T")
 
@@ -107,19 +106,21 @@ class SshTunnel:
 
 
 class KubeApi:
-    def __init__(self, ctx: RunContext):
-        self.ctx = ctx
-        pki = ctx.pki_dir / "kubernetes"
-        address = render.master_address(ctx.cluster)
+    """The admin's client of the cluster's apiserver; ``pki_dir`` holds kubernetes/{ca,admin,admin-key}.pem."""
+
+    def __init__(self, cluster: Cluster, transport: Transport, pki_dir: Path, reporter: Reporter):
+        self.cluster = cluster
+        pki = pki_dir / "kubernetes"
+        address = render.master_address(cluster)
         self.tunnel: SshTunnel | None = None
-        host = render.apiserver_url(ctx.cluster)
+        host = render.apiserver_url(cluster)
         # Direct only when this machine sees the apiserver's own certificate: a middlebox (a
         # transparent TLS proxy, as on the lab's machine) or a filtered port sends us through SSH.
         if not _verified_tls(address, render.APISERVER_PORT, pki / "ca.pem"):
-            master = ctx.cluster.masters[0]
-            self.tunnel = SshTunnel(ctx.transport.connection(master), address, render.APISERVER_PORT)
+            master = cluster.masters[0]
+            self.tunnel = SshTunnel(transport.connection(master), address, render.APISERVER_PORT)
             host = f"https://127.0.0.1:{self.tunnel.port}"
-            ctx.reporter.debug(f"apiserver {address}:6443: no verified TLS from here, SSH tunnel via {master.name}")
+            reporter.debug(f"apiserver {address}:6443: no verified TLS from here, SSH tunnel via {master.name}")
         config = kubernetes.client.Configuration()
         config.host = host
         config.ssl_ca_cert = str(pki / "ca.pem")
@@ -157,8 +158,8 @@ class KubeApi:
                 return
             time.sleep(1.0)
         raise BootstrapError(
-            f"kube-apiserver at {render.apiserver_url(self.ctx.cluster)} not ready after {timeout:.0f}s: "
-            f"see `journalctl -u kube-apiserver` on {self.ctx.cluster.masters[0].name}"
+            f"kube-apiserver at {render.apiserver_url(self.cluster)} not ready after {timeout:.0f}s: "
+            f"see `journalctl -u kube-apiserver` on {self.cluster.masters[0].name}"
         )
 
     # -- raw JSON helpers

@@ -18,7 +18,7 @@ import yaml
 
 from kubeproof import layout
 from kubeproof.bootstrap.artifacts import BinaryInfo
-from kubeproof.bootstrap.engine import BootstrapError
+from kubeproof.bootstrap.errors import BootstrapError
 from kubeproof.inventory import Cluster, HostSpec
 
 HEADER = "# Managed by kubeproof bootstrap; a re-run rewrites local edits.\n"

@@ -13,9 +13,7 @@ from kubeproof.bootstrap import render
 from kubeproof.bootstrap.context import RunContext
 from kubeproof.bootstrap.engine import (
     TRANSFERS,
-    BootstrapError,
     Change,
-    ConflictError,
     Custom,
     DiffResult,
     Directory,
@@ -35,10 +33,17 @@ from kubeproof.bootstrap.engine import (
     split_results,
     units_fact,
 )
+from kubeproof.bootstrap.errors import BootstrapError, ConflictError
+from kubeproof.bootstrap.host_profile import (
+    PROFILE_FACTS,
+    REQUIRED_COMMANDS,
+    WORKER_COMMANDS,
+    HostProfile,
+    host_profile,
+)
 from kubeproof.bootstrap.phases import Phase, environment, etcd, flannel, master, nodes
 from kubeproof.bootstrap.phases import docker as docker_phase
 from kubeproof.bootstrap.phases import pki as pki_phase
-from kubeproof.bootstrap.probe import PROBE_FACTS, REQUIRED_COMMANDS, WORKER_COMMANDS, HostProbe, host_probe
 from kubeproof.bootstrap.state import new_token
 from kubeproof.facts import Fact, HostFacts
 from kubeproof.inventory import HostSpec
@@ -131,38 +136,38 @@ def plan_phase(ctx: RunContext, phase: Phase) -> PhasePlan:
 # ----------------------------------------------------------------------------- preflight
 
 
-def _probe_hosts(ctx: RunContext) -> None:
-    def probe(host: HostSpec) -> HostProbe:
+def _profile_hosts(ctx: RunContext) -> None:
+    def profile(host: HostSpec) -> HostProfile:
         facts = HostFacts(ctx.transport.connection(host), lambda: [])
         try:
-            facts.gather(PROBE_FACTS)
-            return host_probe(host.name, facts.get)
+            facts.gather(PROFILE_FACTS)
+            return host_profile(host.name, facts.get)
         except HostUnreachable as exc:
             raise BootstrapError(f"preflight: {host.name} unreachable: {exc.reason}; nothing was changed") from None
         except ProbeError as exc:
             raise BootstrapError(f"preflight: {host.name}: {exc.reason}; nothing was changed") from None
 
-    for probe_result in in_parallel(list(ctx.cluster.hosts), probe):
-        ctx.probes[probe_result.host] = probe_result
+    for host_result in in_parallel(list(ctx.cluster.hosts), profile):
+        ctx.profiles[host_result.host] = host_result
 
 
 def _check_hosts(ctx: RunContext, phases: Sequence[Phase]) -> list[str]:
     problems: list[str] = []
     names = {p.name for p in phases}
     for host in ctx.cluster.hosts:
-        probe = ctx.probe(host)
-        if probe.uid != "0":
-            problems.append(f"{host.name}: the SSH user is not root (uid {probe.uid}); kubeproof needs root")
-        missing = [c for c in REQUIRED_COMMANDS if not probe.commands.get(c)]
+        profile = ctx.profile(host)
+        if profile.uid != "0":
+            problems.append(f"{host.name}: the SSH user is not root (uid {profile.uid}); kubeproof needs root")
+        missing = [c for c in REQUIRED_COMMANDS if not profile.commands.get(c)]
         if host.has_role("node"):
-            missing += [c for c in WORKER_COMMANDS if not probe.commands.get(c)]
+            missing += [c for c in WORKER_COMMANDS if not profile.commands.get(c)]
         if missing:
             problems.append(f"{host.name}: required commands missing: {', '.join(missing)}")
-        if probe.family == "unknown":
-            problems.append(f"{host.name}: unknown OS family ({probe.os.get('ID', '?')}): need apt or yum")
-        if host.has_role("node") and probe.iface_for(host) is None and names & {"flannel", "nodes"}:
+        if profile.family == "unknown":
+            problems.append(f"{host.name}: unknown OS family ({profile.os.get('ID', '?')}): need apt or yum")
+        if host.has_role("node") and profile.iface_for(host) is None and names & {"flannel", "nodes"}:
             problems.append(f"{host.name}: no network interface carries its inventory address {host.address}")
-        if host.has_role("node") and not probe.docker_installed and probe.family == "unknown":
+        if host.has_role("node") and not profile.docker_installed and profile.family == "unknown":
             problems.append(f"{host.name}: docker is not installed and no package manager is known")
     return problems
 
@@ -235,17 +240,17 @@ def preflight(ctx: RunContext, phases: Sequence[Phase]) -> None:
     missing = ctx.artifacts.missing(keys)
     if missing:
         raise BootstrapError("preflight: artifacts missing, nothing was changed:\n  " + "\n  ".join(missing))
-    _probe_hosts(ctx)
+    _profile_hosts(ctx)
     problems = _check_hosts(ctx, phases)
     if problems:
         raise BootstrapError("preflight failed, nothing was changed:\n  " + "\n  ".join(problems))
     for host in ctx.cluster.hosts:
-        probe = ctx.probe(host)
+        profile = ctx.profile(host)
         reporter.debug(
-            f"probe {host.name}: {probe.os.get('PRETTY_NAME', '?')}, family {probe.family}, iface "
-            f"{probe.iface_for(host)}, docker {'yes' if probe.docker_installed else 'no'} "
-            f"({probe.docker_cgroup_driver}), ip_vs {probe.ip_vs}, conntrack writable {probe.conntrack_writable}, "
-            f"cgroup fs {probe.cgroup_fs}"
+            f"probe {host.name}: {profile.os.get('PRETTY_NAME', '?')}, family {profile.family}, iface "
+            f"{profile.iface_for(host)}, docker {'yes' if profile.docker_installed else 'no'} "
+            f"({profile.docker_cgroup_driver}), ip_vs {profile.ip_vs}, "
+            f"conntrack writable {profile.conntrack_writable}, cgroup fs {profile.cgroup_fs}"
         )
     _resolve_token(ctx)
     ctx.pki_dir = pki_phase.rendering_pki(ctx)

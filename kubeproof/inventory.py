@@ -551,7 +551,7 @@ def load_ansible_inventory(path: Path, base: Cluster | None = None) -> Cluster:
     for address, (roles, host_vars, aliases) in merged.items():
         if not roles:
             continue
-        named = [a for a in aliases if not _is_ip(a)]
+        named = [a for a in aliases if not is_ip_address(a)]
         hostname = host_vars.get("k8s_nodename") or host_vars.get("hostname") or (named[0] if named else address)
         etcd_name = None
         if "etcd" in roles:
@@ -567,9 +567,25 @@ def load_ansible_inventory(path: Path, base: Cluster | None = None) -> Cluster:
     return Cluster(name=path.stem, hosts=tuple(hosts), source=path)
 
 
-def _is_ip(text: str) -> bool:
+# ----------------------------------------------------------------------------- addresses
+
+
+def is_ip_address(text: str) -> bool:
+    """Whether ``text`` is one IPv4 or IPv6 address (not a host name, not a network)."""
     try:
         ipaddress.ip_address(text)
     except ValueError:
         return False
     return True
+
+
+def canonical_address(text: str) -> str:
+    """An IP address in its canonical text (IPv6 compressed, as a certificate's SANs read back); a name as given.
+
+    Hosts may be written "fd00:0::1" in a cluster file; comparing them with what a certificate
+    says needs one spelling.
+    """
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text

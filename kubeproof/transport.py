@@ -60,6 +60,7 @@ class HostStats:
     command_seconds: float = 0.0
     bytes_sent: int = 0
     login: str = ""
+    sudo: bool = False  # every command ran under `sudo -n` (the report shows "vagrant via sudo")
     host_key: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -68,7 +69,7 @@ class HostStats:
             "remote_commands": self.commands,
             "remote_command_seconds": round(self.command_seconds, 3),
             "bytes_sent": self.bytes_sent,
-            "login": self.login,
+            "login": f"{self.login} via sudo" if self.login and self.sudo else self.login,
             "host_key": self.host_key,
         }
 
@@ -290,6 +291,7 @@ class Connection:
         )
         self.sudo = _truthy(parsed.params.get("sudo")) or options.sudo or sudo
         self.sudo_user = parsed.params.get("sudo_user") or options.sudo_user
+        self.stats.sudo = self.sudo
         netloc = (parsed.user + "@" if parsed.user else "") + parsed.host + (f":{parsed.port}" if parsed.port else "")
         self.backend = StrictParamikoBackend(
             netloc,

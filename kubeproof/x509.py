@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -28,6 +29,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 __all__ = [
     "CertInfo",
     "CertificateParseError",
+    "extended_key_usage_name",
+    "key_usage_from_names",
     "parse_certificate",
     "parse_der_certificate",
     "parse_pem_certificates",
@@ -62,6 +65,8 @@ _KEY_USAGE_BITS = (
     "key_cert_sign",
     "crl_sign",
 )
+# Only defined when key_agreement is set (cryptography refuses them otherwise, both ways).
+_KEY_AGREEMENT_BITS = ("encipher_only", "decipher_only")
 
 _PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.DOTALL)
 _PEM_PRIVATE_KEY_LABEL = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
@@ -171,8 +176,31 @@ def _key_usages(cert: x509.Certificate) -> list[str]:
     names = [bit for bit in _KEY_USAGE_BITS if getattr(usage, bit)]
     # encipher_only/decipher_only are only defined when key_agreement is set (reading them raises otherwise).
     if usage.key_agreement:
-        names += [bit for bit in ("encipher_only", "decipher_only") if getattr(usage, bit)]
+        names += [bit for bit in _KEY_AGREEMENT_BITS if getattr(usage, bit)]
     return names
+
+
+def key_usage_from_names(names: Iterable[str]) -> x509.KeyUsage:
+    """The KeyUsage value with exactly the named bits, by the names :attr:`CertInfo.key_usages` uses.
+
+    The inverse of reading it, so that what an issuer asks for and what a check reads back are
+    spelled alike. encipher_only/decipher_only are dropped without key_agreement (they mean nothing
+    without it). An unknown name raises ValueError.
+    """
+    wanted = set(names)
+    every_bit = (*_KEY_USAGE_BITS, *_KEY_AGREEMENT_BITS)
+    unknown = wanted.difference(every_bit)
+    if unknown:
+        raise ValueError(f"unknown key usage {sorted(unknown)} (known: {', '.join(every_bit)})")
+    flags = {bit: bit in wanted for bit in every_bit}
+    if not flags["key_agreement"]:
+        flags.update(dict.fromkeys(_KEY_AGREEMENT_BITS, False))
+    return x509.KeyUsage(**flags)
+
+
+def extended_key_usage_name(oid: x509.ObjectIdentifier) -> str:
+    """The name :attr:`CertInfo.extended_key_usages` gives ``oid`` ("serverAuth"; its dotted form when unnamed)."""
+    return _EKU_NAMES.get(oid, oid.dotted_string)
 
 
 def _extended_key_usages(cert: x509.Certificate) -> list[str]:
@@ -180,7 +208,7 @@ def _extended_key_usages(cert: x509.Certificate) -> list[str]:
         usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
         return []
-    return [_EKU_NAMES.get(oid, oid.dotted_string) for oid in usage]
+    return [extended_key_usage_name(oid) for oid in usage]
 
 
 def _subject_alt_names(cert: x509.Certificate) -> tuple[list[str], list[str]]:

@@ -21,10 +21,20 @@ import paramiko
 from kubeproof.lab.artifacts import build_artifacts
 from kubeproof.lab.dockercli import Docker
 from kubeproof.lab.errors import LabError
-from kubeproof.lab.labctl import down, status, up
+from kubeproof.lab.labctl import down, status, up, with_lab_login
+from kubeproof.lab.node_image import MIRROR_ENVIRONMENT_VARIABLE
 from kubeproof.lab.pod_images import ensure_pod_image_tarballs, load_pod_images
 from kubeproof.lab.progress import Progress
-from kubeproof.lab.settings import DEFAULT_LAB_NAME, LAB_NODES, LabSettings, artifacts_dir, node_by_name
+from kubeproof.lab.settings import (
+    DEFAULT_LAB_NAME,
+    LAB_NODES,
+    LOGINS,
+    ROOT_LOGIN,
+    VAGRANT_LOGIN,
+    LabSettings,
+    artifacts_dir,
+    node_by_name,
+)
 from kubeproof.lab.ssh_material import connect
 
 EXIT_USAGE_OR_FIXABLE = 2
@@ -47,7 +57,22 @@ def build_parser() -> argparse.ArgumentParser:
         " KUBEPROOF_STATE defaulting to ./.kubeproof)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("up", help="create or reuse the lab (idempotent) and write cluster.yaml")
+    up_parser = commands.add_parser("up", help="create or reuse the lab (idempotent) and write cluster.yaml")
+    up_parser.add_argument(
+        "--login",
+        choices=LOGINS,
+        default=None,
+        help=f"who logs in over SSH: {ROOT_LOGIN} (a new lab's default) or {VAGRANT_LOGIN} (a Vagrant-shaped box:"
+        " root cannot log in, `vagrant` has passwordless sudo, ssh_config as `vagrant ssh-config` prints it)."
+        " An existing lab keeps its login; another one needs `lab down` first",
+    )
+    up_parser.add_argument(
+        "--mirror",
+        default=None,
+        metavar="URL",
+        help=f"Debian mirror for building the node rootfs (default: ${MIRROR_ENVIRONMENT_VARIABLE},"
+        " else the mirror of this machine's apt sources)",
+    )
     commands.add_parser("down", help="remove everything the lab created (selected by label)")
     commands.add_parser("status", help="each node's state, address and whether SSH answers")
     ssh_parser = commands.add_parser("ssh", help="open a shell on a node (OpenSSH with the lab's ssh_config)")
@@ -70,10 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     progress = Progress()
     try:
-        settings = LabSettings.create(arguments.name, arguments.state_dir)
         command = arguments.command
+        settings = LabSettings.create(arguments.name, arguments.state_dir, getattr(arguments, "login", None))
         if command == "up":
-            up(settings, progress)
+            up(settings, progress, mirror=arguments.mirror)
             return 0
         if command == "down":
             down(settings, progress)
@@ -89,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             docker = Docker.connect()
             tarballs = ensure_pod_image_tarballs(docker, artifacts_dir() / "images", progress)
             require_lab_up(settings)
-            load_pod_images(settings, LAB_NODES, tarballs, progress)
+            load_pod_images(with_lab_login(docker, settings), LAB_NODES, tarballs, progress)
             return 0
         parser.error(f"unknown command {command}")
     except LabError as error:
@@ -123,7 +148,7 @@ def paramiko_session(settings: LabSettings, node_name: str, remote_command: Sequ
     """Fallback without an ssh binary: a paramiko session (interactive shell when on a terminal)."""
     import shlex
 
-    client = connect(node_by_name(node_name), settings)
+    client = connect(node_by_name(node_name), with_lab_login(Docker.connect(), settings))
     try:
         transport = client.get_transport()
         if transport is None:

@@ -29,6 +29,8 @@ class ClusterFileInputs:
     ssh_config: str  # relative to the cluster file
     artifacts_dir: Path
     profile: str = "seed"
+    ssh_user: str = "root"
+    ssh_sudo: bool = False  # every command under `sudo -n` (the vagrant login)
 
 
 def _scalar(value: str) -> str:
@@ -65,7 +67,8 @@ def render_cluster_file(inputs: ClusterFileInputs) -> str:
         f"  flannel: {FLANNEL_VERSION}",
         f"  cri_dockerd: {CRI_DOCKERD_VERSION}",
         "ssh:",
-        "  user: root",
+        f"  user: {_scalar(inputs.ssh_user)}",
+        *(["  sudo: true"] if inputs.ssh_sudo else []),
         f"  config: {_scalar(inputs.ssh_config)}",
         f"artifacts: {_scalar(str(inputs.artifacts_dir))}",
         "images:",

@@ -11,7 +11,8 @@ import ipaddress
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,9 @@ from kubeproof.lab.settings import (
     LAB_LABEL,
     LAB_NODES,
     LAB_SUBNET,
+    LOGIN_LABEL,
     NODE_LABEL,
+    ROOT_LOGIN,
     STATE_DIR_LABEL,
     LabSettings,
     NodeSpec,
@@ -37,12 +40,13 @@ from kubeproof.lab.settings import (
 )
 from kubeproof.lab.ssh_material import (
     HOST_PUBLIC_KEY_FILES,
-    SSH_USER,
     HostKey,
     connect,
     ensure_keypair,
     render_known_hosts,
     render_ssh_config,
+    render_sudoers,
+    render_vagrant_ssh_config,
     run_remote,
     write_public_file,
 )
@@ -92,6 +96,8 @@ def node_run_args(settings: LabSettings, node: NodeSpec, image: str) -> list[str
         f"{LAB_LABEL}={settings.name}",
         "--label",
         f"{NODE_LABEL}={node.name}",
+        "--label",
+        f"{LOGIN_LABEL}={settings.ssh_user}",
         *NODE_CAPABILITY_ARGS,
         *NODE_SECURITY_ARGS,
         # Each node its own cgroup root (two kubelets must not fight over /kubepods).
@@ -198,14 +204,124 @@ def check_container_conflicts(docker: Docker, settings: LabSettings) -> dict[str
     return existing
 
 
+# ----------------------------------------------------------------------------- login
+
+
+def recorded_login(objects: Iterable[dict[str, Any]]) -> str | None:
+    """The login an existing lab was made with (its network's or containers' label); None: no lab.
+
+    A lab made before logins existed carries no label: it is a root lab.
+    """
+    found = list(objects)
+    for item in found:
+        login = _labels(item).get(LOGIN_LABEL)
+        if login:
+            return login
+    return ROOT_LOGIN if found else None
+
+
+def choose_login(settings: LabSettings, recorded: str | None) -> LabSettings:
+    """settings with the login the lab gets: the recorded one, else the requested one, else root.
+
+    Switching the login of an existing lab is refused (its users, sshd and files would be half of each).
+    """
+    requested = settings.login
+    if recorded is not None and requested is not None and requested != recorded:
+        name_option = "" if settings.name == "lab" else f" --name {settings.name}"
+        raise LabError(
+            f"lab {settings.name!r} exists with login {recorded!r}, not {requested!r}:"
+            f" run `kubeproof lab{name_option} down` first, then `kubeproof lab{name_option} up --login {requested}`"
+        )
+    return replace(settings, login=recorded or requested or ROOT_LOGIN)
+
+
+def with_lab_login(docker: Docker, settings: LabSettings) -> LabSettings:
+    """settings with the login of the lab as it exists (root when there is no lab)."""
+    network = docker.inspect("network", [settings.network_name])
+    containers = [item for item in docker.inspect("container", [n.name for n in LAB_NODES]) if _is_ours(item, settings)]
+    ours = [item for item in network if _is_ours(item, settings)] + containers
+    return choose_login(replace(settings, login=None), recorded_login(ours))
+
+
+# Constant script (no interpolation). $1 the user, $2 the sudoers file's text, $3 the sshd drop-in's
+# text; the public key arrives on stdin. Idempotent: sshd is reloaded only when its drop-in changed.
+_SETUP_SUDO_LOGIN = r"""set -eu
+user="$1"
+if ! id -u "$user" >/dev/null 2>&1; then
+  useradd --create-home --user-group --shell /bin/bash "$user"
+fi
+# No password at all ('*', not locked '!': sshd refuses even keys for a locked account without PAM).
+usermod --password '*' "$user"
+home=$(getent passwd "$user" | cut -d: -f6)
+install -d -m 0700 -o "$user" -g "$user" "$home/.ssh"
+umask 077
+cat > "$home/.ssh/authorized_keys.tmp"
+chown "$user:$user" "$home/.ssh/authorized_keys.tmp"
+mv -f "$home/.ssh/authorized_keys.tmp" "$home/.ssh/authorized_keys"
+# sudo skips files in sudoers.d whose name has a dot: the .tmp is never read half-written.
+printf '%s' "$2" > "/etc/sudoers.d/$user.tmp"
+chmod 0440 "/etc/sudoers.d/$user.tmp"
+visudo -cqf "/etc/sudoers.d/$user.tmp"
+mv -f "/etc/sudoers.d/$user.tmp" "/etc/sudoers.d/$user"
+# root has no key any more, and sshd refuses root anyway.
+rm -f /root/.ssh/authorized_keys
+dropin=/etc/ssh/sshd_config.d/00-kubeproof-login.conf
+printf '%s' "$3" > "$dropin.tmp"
+chmod 0644 "$dropin.tmp"
+if cmp -s "$dropin.tmp" "$dropin"; then
+  rm -f "$dropin.tmp"
+else
+  mv -f "$dropin.tmp" "$dropin"
+  sshd -t
+  systemctl reload ssh.service
+fi
+"""
+
+# sshd takes the first value it reads for a keyword, and reads sshd_config.d/*.conf in lexical
+# order: this file (00-...) comes before the image's kubeproof.conf (PermitRootLogin prohibit-password).
+SUDO_LOGIN_SSHD_DROPIN = (
+    "# Written by `kubeproof lab up --login vagrant`: root cannot log in over SSH (a Vagrant box).\n"
+    "PermitRootLogin no\n"
+)
+
+
+def setup_login(docker: Docker, node: NodeSpec, settings: LabSettings, public_key: str) -> None:
+    """The lab's login on node, through docker exec: root's authorized_keys, or the sudo user."""
+    if not settings.sudo:
+        install_authorized_key(docker, node, public_key)
+        return
+    user = settings.ssh_user
+    docker.exec(
+        node.name,
+        ["sh", "-c", _SETUP_SUDO_LOGIN, "sh", user, render_sudoers(user), SUDO_LOGIN_SSHD_DROPIN],
+        input_text=public_key.strip() + "\n",
+    )
+
+
+def render_lab_ssh_config(settings: LabSettings) -> str:
+    """The lab's ssh_config: strict host keys for root; for the vagrant login, `vagrant ssh-config`'s form."""
+    if settings.sudo:
+        return render_vagrant_ssh_config(LAB_NODES, user=settings.ssh_user, identity_file=settings.private_key_file)
+    return render_ssh_config(
+        LAB_NODES,
+        user=settings.ssh_user,
+        identity_file=settings.private_key_file,
+        known_hosts_file=settings.known_hosts_file,
+    )
+
+
 # ----------------------------------------------------------------------------- up
 
 
-def up(settings: LabSettings, progress: Progress) -> Path:
+def up(settings: LabSettings, progress: Progress, *, mirror: str | None = None) -> Path:
+    """Create or reuse the lab; settings.login None keeps the login an existing lab has (root when new).
+
+    mirror: the Debian mirror, needed only when the node rootfs is not cached (see debian_mirror).
+    """
     started = time.monotonic()
     docker = Docker.connect()
     with progress.step("node image"):
-        image = ensure_node_image(docker, progress)
+        image = ensure_node_image(docker, progress, mirror)
         progress.say(f"  {image}")
     with progress.step("artifacts"):
         missing = missing_artifacts()
@@ -217,6 +333,8 @@ def up(settings: LabSettings, progress: Progress) -> Path:
     with progress.step("check for conflicts"):
         network = check_network_conflicts(docker, settings)
         containers = check_container_conflicts(docker, settings)
+        settings = choose_login(settings, recorded_login([*([network] if network else []), *containers.values()]))
+        progress.say(f"  login: {settings.ssh_user}{' (sudo)' if settings.sudo else ''}")
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     with progress.step(f"network {settings.network_name} ({LAB_SUBNET})"):
         if network is None:
@@ -227,23 +345,15 @@ def up(settings: LabSettings, progress: Progress) -> Path:
         start_nodes(docker, settings, image, containers, progress)
     with progress.step("wait for systemd and sshd in every node"):
         host_keys = {node.name: wait_for_host_keys(docker, node) for node in LAB_NODES}
-    with progress.step("SSH material (key, authorized_keys, known_hosts, ssh_config)"):
+    with progress.step(f"SSH material (key, {settings.ssh_user}'s login, known_hosts, ssh_config)"):
         public_key = ensure_keypair(settings)
         for node in LAB_NODES:
-            install_authorized_key(docker, node, public_key)
+            setup_login(docker, node, settings, public_key)
         write_if_changed(
             settings.known_hosts_file,
             render_known_hosts(((node.name, node.address), host_keys[node.name]) for node in LAB_NODES),
         )
-        write_if_changed(
-            settings.ssh_config_file,
-            render_ssh_config(
-                LAB_NODES,
-                user=SSH_USER,
-                identity_file=settings.private_key_file,
-                known_hosts_file=settings.known_hosts_file,
-            ),
-        )
+        write_if_changed(settings.ssh_config_file, render_lab_ssh_config(settings))
     with progress.step("SSH answers on every node (strict host keys)"):
         for node in LAB_NODES:
             wait_for_ssh(node, settings)
@@ -258,6 +368,8 @@ def up(settings: LabSettings, progress: Progress) -> Path:
                 nodes=LAB_NODES,
                 ssh_config=settings.ssh_config_file.name,
                 artifacts_dir=artifacts_dir(),
+                ssh_user=settings.ssh_user,
+                ssh_sudo=settings.sudo,
             )
         ),
     )
@@ -285,6 +397,8 @@ def create_network(docker: Docker, settings: LabSettings) -> None:
             f"{LAB_LABEL}={settings.name}",
             "--label",
             f"{STATE_DIR_LABEL}={settings.state_dir}",
+            "--label",
+            f"{LOGIN_LABEL}={settings.ssh_user}",
             settings.network_name,
         ]
     )
@@ -378,10 +492,16 @@ def wait_for_ssh(node: NodeSpec, settings: LabSettings) -> None:
             continue
         try:
             hostname = run_remote(client, ["hostname"]).stdout.strip()
+            sudo_result = run_remote(client, ["true"], sudo=True) if settings.sudo else None
         finally:
             client.close()
         if hostname != node.name:
             raise LabError(f"{node.address} answers SSH as {hostname!r}, expected {node.name!r}")
+        if sudo_result is not None and sudo_result.exit_status != 0:
+            raise LabError(
+                f"{node.name}: `sudo -n true` as {settings.ssh_user} failed: {sudo_result.stderr.strip()};"
+                f" inspect /etc/sudoers.d/{settings.ssh_user} (docker exec {node.name} ...)"
+            )
         return
     raise LabError(
         f"{node.name} ({node.address}) does not answer SSH within {SSH_READY_TIMEOUT_SECONDS:.0f} s: {last_error}"
@@ -471,20 +591,26 @@ def ssh_answers(node: NodeSpec, settings: LabSettings) -> str:
         return f"no ({type(exc).__name__})"
     try:
         hostname = run_remote(client, ["hostname"], timeout=10).stdout.strip()
+        sudo_ok = not settings.sudo or run_remote(client, ["true"], timeout=10, sudo=True).exit_status == 0
     except (OSError, paramiko.SSHException) as exc:
         return f"no ({type(exc).__name__})"
     finally:
         client.close()
-    return "yes" if hostname == node.name else f"answers as {hostname!r}"
+    if hostname != node.name:
+        return f"answers as {hostname!r}"
+    return "yes" if sudo_ok else "yes, but sudo -n fails"
 
 
 def status(settings: LabSettings, progress: Progress) -> int:
     """Print each node's state, address and whether SSH answers; 0 when all run and answer."""
     docker = Docker.connect()
+    settings = with_lab_login(docker, settings)
     states = node_states(docker, settings)
     recipe_image = node_image_tag()
     all_good = True
-    print(f"lab {settings.name!r}  network {settings.network_name}  state {settings.state_dir}")
+    present = any(state.state != "absent" for state in states)
+    login = f"{settings.ssh_user}{' (sudo)' if settings.sudo else ''}" if present else "-"
+    print(f"lab {settings.name!r}  network {settings.network_name}  state {settings.state_dir}  login {login}")
     print(f"{'NODE':<10} {'STATE':<9} {'ADDRESS':<15} {'SSH':<24} IMAGE")
     for node, state in zip(LAB_NODES, states, strict=True):
         answer = ssh_answers(node, settings) if state.state == "running" else "-"

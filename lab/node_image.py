@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -27,7 +28,10 @@ from kubeproof.lab.settings import RECIPE_LABEL, build_dir, cache_dir
 NODE_IMAGE_REPOSITORY = "kubeproof-node"
 DEBIAN_SUITE = "bookworm"
 DEBOOTSTRAP_VARIANT = "minbase"
-DEFAULT_DEBIAN_MIRROR = "http://deb.debian.org/debian"
+# No mirror is written here: it comes from `lab up --mirror URL`, $KUBEPROOF_DEBIAN_MIRROR or this
+# machine's own apt configuration (debian_mirror), in that order.
+MIRROR_ENVIRONMENT_VARIABLE = "KUBEPROOF_DEBIAN_MIRROR"
+APT_DIR = Path("/etc/apt")
 
 # What a node needs: systemd as init, sshd, docker, the tools the guide's steps and the checks use
 # (iproute2, iptables, conntrack, openssl for `openssl pkey -pubout`, curl, faketime for skewed-clock
@@ -65,6 +69,8 @@ NODE_PACKAGES: tuple[str, ...] = (
     "gzip",
     "tar",
     "bash",
+    # The vagrant login (`lab up --login vagrant`): passwordless sudo for the user `vagrant`.
+    "sudo",
 )
 
 _LAB_PACKAGE_DIR = Path(__file__).resolve().parent
@@ -152,33 +158,47 @@ def node_image_tag() -> str:
     return f"{NODE_IMAGE_REPOSITORY}:{recipe_hash()}"
 
 
-def debian_mirror(sources: list[Path] | None = None) -> str:
-    """The Debian mirror this machine's apt uses ($KUBEPROOF_DEBIAN_MIRROR overrides).
+def apt_source_files(apt_dir: Path = APT_DIR) -> list[Path]:
+    """The apt source files in the order apt reads them: sources.list, then sources.list.d/*."""
+    parts = apt_dir / "sources.list.d"
+    found = [apt_dir / "sources.list"]
+    found += sorted(path for path in parts.glob("*") if path.suffix in (".list", ".sources"))
+    return found
 
-    Reads /etc/apt/sources.list and sources.list.d/*.list|*.sources, one-line and deb822 formats;
-    takes the first `deb` source that carries the suite itself (not -security or -updates).
+
+def debian_mirror(override: str | None = None, sources: list[Path] | None = None) -> str:
+    """The Debian mirror debootstrap uses: override (`--mirror`), $KUBEPROOF_DEBIAN_MIRROR, or apt's.
+
+    apt's: /etc/apt/sources.list and sources.list.d/*.list|*.sources, one-line and deb822 formats;
+    the first `deb` source that carries the suite itself (not -security or -updates). None found:
+    LabError saying how to give one.
     """
-    configured = os.environ.get("KUBEPROOF_DEBIAN_MIRROR")
-    if configured:
-        return configured.rstrip("/")
-    if sources is None:
-        apt_dir = Path("/etc/apt")
-        sources = [apt_dir / "sources.list"]
-        sources += sorted((apt_dir / "sources.list.d").glob("*.list"))
-        sources += sorted((apt_dir / "sources.list.d").glob("*.sources"))
-    for source in sources:
+    for given in (override, os.environ.get(MIRROR_ENVIRONMENT_VARIABLE)):
+        if given and given.strip():
+            return given.strip().rstrip("/")
+    chosen = apt_source_files() if sources is None else sources
+    for source in chosen:
         try:
             text = source.read_text(errors="replace")
         except OSError:
             continue
-        found = _mirror_in_sources_text(text)
+        found = mirror_in_sources_text(text, deb822=source.suffix == ".sources")
         if found:
             return found
-    return DEFAULT_DEBIAN_MIRROR
+    read = ", ".join(str(path) for path in chosen) or "no apt source files"
+    raise LabError(
+        f"no Debian mirror for {DEBIAN_SUITE} found in this machine's apt configuration ({read}):"
+        f" give one with `kubeproof lab up --mirror URL` or ${MIRROR_ENVIRONMENT_VARIABLE}=URL"
+    )
 
 
-def _mirror_in_sources_text(text: str) -> str | None:
-    # One-line format: deb [options] URI suite components...
+def mirror_in_sources_text(text: str, *, deb822: bool) -> str | None:
+    """The first mirror URI for DEBIAN_SUITE in one apt source file (one-line or deb822 format)."""
+    return _mirror_in_deb822(text) if deb822 else _mirror_in_one_line(text)
+
+
+def _mirror_in_one_line(text: str) -> str | None:
+    # deb [options] URI suite components...
     for raw_line in text.splitlines():
         words = raw_line.split("#", 1)[0].split()
         if words[:1] != ["deb"]:
@@ -190,14 +210,20 @@ def _mirror_in_sources_text(text: str) -> str | None:
             words = words[1:]
         if len(words) >= 2 and words[1] == DEBIAN_SUITE:
             return words[0].rstrip("/")
-    # deb822 format: stanzas separated by blank lines, "Field: value".
-    for stanza in text.split("\n\n"):
+    return None
+
+
+def _mirror_in_deb822(text: str) -> str | None:
+    # Stanzas separated by blank lines, "Field: value"; continuation lines (indented) and comments skipped.
+    for stanza in re.split(r"\n[ \t]*\n", text):
         fields: dict[str, str] = {}
         for raw_line in stanza.splitlines():
             if raw_line.startswith("#") or ":" not in raw_line or raw_line[:1].isspace():
                 continue
             key, value = raw_line.split(":", 1)
             fields[key.strip().lower()] = value.strip()
+        if fields.get("enabled", "yes").lower() == "no":
+            continue
         types = fields.get("types", "").split()
         suites = fields.get("suites", "").split()
         uris = fields.get("uris", "").split()
@@ -211,8 +237,8 @@ def rootfs_tarball_path(key: str | None = None) -> Path:
     return cache_dir() / "rootfs" / f"debootstrap-{DEBIAN_SUITE}-{DEBOOTSTRAP_VARIANT}-{chosen}.tar"
 
 
-def ensure_rootfs_tarball(progress: Progress) -> Path:
-    """The debootstrap rootfs as a tarball, built once per package list."""
+def ensure_rootfs_tarball(progress: Progress, mirror: str | None = None) -> Path:
+    """The debootstrap rootfs as a tarball, built once per package list (mirror: see debian_mirror)."""
     key = rootfs_key()
     tarball = rootfs_tarball_path(key)
     if tarball.is_file():
@@ -225,10 +251,10 @@ def ensure_rootfs_tarball(progress: Progress) -> Path:
     work_dir = build_dir() / "rootfs" / key
     target = work_dir / "target"
     if not (work_dir / _DEBOOTSTRAP_DONE_MARKER).is_file():
+        chosen_mirror = debian_mirror(mirror)
         shutil.rmtree(work_dir, ignore_errors=True)
         work_dir.mkdir(parents=True)
-        mirror = debian_mirror()
-        with progress.step(f"debootstrap {DEBIAN_SUITE} ({len(NODE_PACKAGES)} packages) from {mirror}"):
+        with progress.step(f"debootstrap {DEBIAN_SUITE} ({len(NODE_PACKAGES)} packages) from {chosen_mirror}"):
             run_logged(
                 [
                     debootstrap,
@@ -236,7 +262,7 @@ def ensure_rootfs_tarball(progress: Progress) -> Path:
                     "--include=" + ",".join(NODE_PACKAGES),
                     DEBIAN_SUITE,
                     str(target),
-                    mirror,
+                    chosen_mirror,
                 ],
                 log_path=work_dir / "debootstrap.log",
                 progress=progress,
@@ -258,12 +284,12 @@ def ensure_rootfs_tarball(progress: Progress) -> Path:
     return tarball
 
 
-def ensure_node_image(docker: Docker, progress: Progress) -> str:
+def ensure_node_image(docker: Docker, progress: Progress, mirror: str | None = None) -> str:
     """`kubeproof-node:<recipe hash>`, built only when no image with that tag exists."""
     tag = node_image_tag()
     if docker.image_exists(tag):
         return tag
-    tarball = ensure_rootfs_tarball(progress)
+    tarball = ensure_rootfs_tarball(progress, mirror)
     with progress.step(f"build node image {tag}"):
         build_root = build_dir() / "node-image"
         build_root.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ from kubeproof.lab.dockercli import Docker
 from kubeproof.lab.errors import LabError
 from kubeproof.lab.progress import Progress, run_logged
 from kubeproof.lab.settings import LabSettings, NodeSpec, build_dir
-from kubeproof.lab.ssh_material import connect, run_remote
+from kubeproof.lab.ssh_material import connect, remote_command, run_remote
 
 PAUSE_SOURCE_DIR = Path(__file__).resolve().parent / "images" / "pause"
 BUSYBOX_PATH = Path("/bin/busybox")
@@ -230,17 +230,17 @@ def image_id_in_tarball(tarball: Path) -> str:
     return "sha256:" + digest
 
 
-def load_into_node(client: paramiko.SSHClient, image: PodImage, tarball: Path) -> bool:
-    """Stream tarball into the node's `docker load` unless the same image is already there."""
+def load_into_node(client: paramiko.SSHClient, image: PodImage, tarball: Path, *, sudo: bool = False) -> bool:
+    """Stream tarball into the node's `docker load` (under `sudo -n` when sudo) unless already there."""
     wanted = image_id_in_tarball(tarball)
-    present = run_remote(client, ["docker", "image", "inspect", "--format", "{{.Id}}", image.reference])
+    present = run_remote(client, ["docker", "image", "inspect", "--format", "{{.Id}}", image.reference], sudo=sudo)
     if present.exit_status == 0 and present.stdout.strip() == wanted:
         return False
     transport = client.get_transport()
     if transport is None:
         raise LabError("SSH transport closed while loading images")
     channel = transport.open_session()
-    channel.exec_command("docker load")
+    channel.exec_command(remote_command(["docker", "load"], sudo=sudo))
     with tarball.open("rb") as handle:
         while chunk := handle.read(1 << 20):
             channel.sendall(chunk)
@@ -262,7 +262,7 @@ def load_pod_images(
         client = connect(node, settings)
         try:
             for image in POD_IMAGES:
-                loaded = load_into_node(client, image, tarballs[image.reference])
+                loaded = load_into_node(client, image, tarballs[image.reference], sudo=settings.sudo)
                 progress.say(f"  {node.name}: {image.reference} {'loaded' if loaded else 'already present'}")
         finally:
             client.close()

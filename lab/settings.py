@@ -21,6 +21,14 @@ NODE_LABEL = "io.kubeproof.node"
 STATE_DIR_LABEL = "io.kubeproof.state-dir"
 # On the node image: the recipe hash the image was built from.
 RECIPE_LABEL = "io.kubeproof.recipe"
+# On the lab network and node containers: who logs in over SSH (a lab keeps its login across `up`).
+LOGIN_LABEL = "io.kubeproof.login"
+
+# The logins a lab can have: root with the lab's key (the default), or a Vagrant-shaped box where
+# root cannot log in over SSH and the user `vagrant` has passwordless sudo.
+ROOT_LOGIN = "root"
+VAGRANT_LOGIN = "vagrant"
+LOGINS: tuple[str, ...] = (ROOT_LOGIN, VAGRANT_LOGIN)
 
 LAB_SUBNET = ipaddress.IPv4Network("192.168.61.0/24")
 LAB_GATEWAY = ipaddress.IPv4Address("192.168.61.1")
@@ -67,16 +75,35 @@ def build_dir() -> Path:
 
 @dataclass(frozen=True)
 class LabSettings:
-    """One lab: its name (the label value) and its state directory."""
+    """One lab: its name (the label value), its state directory and its SSH login.
+
+    login None: not said; `up` then keeps the login the lab has (root for a new lab), and the other
+    commands read it from the lab (labctl.with_lab_login).
+    """
 
     name: str
     state_dir: Path
+    login: str | None = None
 
     @classmethod
-    def create(cls, name: str = DEFAULT_LAB_NAME, state_dir: Path | None = None) -> LabSettings:
+    def create(
+        cls, name: str = DEFAULT_LAB_NAME, state_dir: Path | None = None, login: str | None = None
+    ) -> LabSettings:
         if not _LAB_NAME_PATTERN.match(name):
             raise LabError(f"invalid lab name {name!r}: use lowercase letters, digits and '-' (max 31 characters)")
-        return cls(name=name, state_dir=(state_dir or state_root() / "lab").absolute())
+        if login is not None and login not in LOGINS:
+            raise LabError(f"invalid login {login!r}: use one of {', '.join(LOGINS)}")
+        return cls(name=name, state_dir=(state_dir or state_root() / "lab").absolute(), login=login)
+
+    @property
+    def ssh_user(self) -> str:
+        """Who logs in over SSH: root, or the vagrant user."""
+        return self.login or ROOT_LOGIN
+
+    @property
+    def sudo(self) -> bool:
+        """Whether commands over SSH need `sudo -n` (every login but root)."""
+        return self.ssh_user != ROOT_LOGIN
 
     @property
     def network_name(self) -> str:

@@ -1,7 +1,10 @@
 """The lab's SSH material: a key pair per lab, known_hosts from a trusted channel, an OpenSSH config.
 
 Host keys are read through `docker exec` (the lab's trusted channel, as a cloud console would be
-for a VM) and written to known_hosts; nothing ever disables host-key checking.
+for a VM) and written to known_hosts; the lab's own connections (readiness, image loading, status)
+always check them. The ssh_config handed to users checks them too for the default root login; for
+the vagrant login it is what `vagrant ssh-config` prints (no host-key checking), as a Vagrant user
+would have it.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kubeproof.lab.errors import LabError
 from kubeproof.lab.settings import LabSettings, NodeSpec
 
-SSH_USER = "root"
 SSH_CONNECT_TIMEOUT_SECONDS = 10.0
+SSH_PORT = 22
 
 # The host key files a node generates at first boot (`ssh-keygen -A`); all go into known_hosts so
 # every client (OpenSSH, paramiko) finds the key type it negotiates.
@@ -119,15 +122,51 @@ def render_ssh_config(nodes: Sequence[NodeSpec], *, user: str, identity_file: Pa
     return "\n".join(blocks)
 
 
+def _config_value(value: Path | str) -> str:
+    # As vagrant writes it: a value with a space in double quotes.
+    text = str(value)
+    return f'"{text}"' if any(ch.isspace() for ch in text) else text
+
+
+def render_vagrant_ssh_config(nodes: Sequence[NodeSpec], *, user: str, identity_file: Path) -> str:
+    """An OpenSSH client config in exactly the form `vagrant ssh-config` prints, one block per host."""
+    blocks = []
+    for node in nodes:
+        blocks.append(
+            f"Host {node.name}\n"
+            f"  HostName {node.address}\n"
+            f"  User {user}\n"
+            f"  Port {SSH_PORT}\n"
+            "  UserKnownHostsFile /dev/null\n"
+            "  StrictHostKeyChecking no\n"
+            "  PasswordAuthentication no\n"
+            f"  IdentityFile {_config_value(identity_file.absolute())}\n"
+            "  IdentitiesOnly yes\n"
+            "  LogLevel FATAL\n"
+        )
+    return "\n".join(blocks)
+
+
+def render_sudoers(user: str) -> str:
+    """/etc/sudoers.d/<user> of a Vagrant box: every command, no password (the file is mode 0440)."""
+    return f"{user} ALL=(ALL) NOPASSWD:ALL\n"
+
+
+def remote_command(argv: Sequence[str], *, sudo: bool = False) -> str:
+    """argv quoted for the remote shell; under `sudo -n` (never prompting) when sudo is set."""
+    return shlex.join(["sudo", "-n", "--", *argv] if sudo else list(argv))
+
+
 def connect(node: NodeSpec, settings: LabSettings, timeout: float = SSH_CONNECT_TIMEOUT_SECONDS) -> paramiko.SSHClient:
-    """A paramiko client to node, host key checked against the lab's known_hosts (RejectPolicy)."""
+    """A paramiko client to node as the lab's login, host key checked against its known_hosts (RejectPolicy)."""
     client = paramiko.SSHClient()
     client.load_host_keys(str(settings.known_hosts_file))
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     try:
         client.connect(
             hostname=node.address,
-            username=SSH_USER,
+            port=SSH_PORT,
+            username=settings.ssh_user,
             key_filename=str(settings.private_key_file),
             look_for_keys=False,
             allow_agent=False,
@@ -148,9 +187,11 @@ class RemoteResult:
     stderr: str
 
 
-def run_remote(client: paramiko.SSHClient, argv: Sequence[str], timeout: float = 120.0) -> RemoteResult:
-    """Run argv (quoted for the remote shell) and collect its output."""
-    _stdin, stdout, stderr = client.exec_command(shlex.join(argv), timeout=timeout)
+def run_remote(
+    client: paramiko.SSHClient, argv: Sequence[str], timeout: float = 120.0, *, sudo: bool = False
+) -> RemoteResult:
+    """Run argv (quoted for the remote shell, under `sudo -n` when sudo is set) and collect its output."""
+    _stdin, stdout, stderr = client.exec_command(remote_command(argv, sudo=sudo), timeout=timeout)
     out = stdout.read().decode(errors="replace")
     err = stderr.read().decode(errors="replace")
     return RemoteResult(stdout.channel.recv_exit_status(), out, err)

@@ -64,6 +64,7 @@ code, pre {{ font: 12px/1.4 ui-monospace, monospace; white-space: pre-wrap; word
 details dl dt {{ font-weight: 600; margin-top: 0.4em; }}
 details dl dd {{ margin-left: 1em; }}
 .reason {{ font-style: italic; }}
+p.warning {{ background: #fff8c5; border: 1px solid #d4a72c; padding: 0.4em 0.6em; font-weight: 600; }}
 label {{ margin-right: 1em; }}
 {colours}
 {filters}
@@ -87,8 +88,15 @@ def _meta_value(key: str, value: Any) -> str:
 def _header(meta: Mapping[str, Any], rows: Sequence[ResultRow]) -> list[str]:
     cluster = meta.get("cluster") or meta.get("name") or "cluster"
     totals = count_outcomes(rows)
-    parts = [f"<h1>kubeproof report: {_e(cluster)}</h1>", '<dl class="meta">']
-    parts += [f"<dt>{_e(key)}</dt><dd>{_e(_meta_value(key, value))}</dd>" for key, value in meta.items()]
+    parts = [f"<h1>kubeproof report: {_e(cluster)}</h1>"]
+    # Warnings about the run itself (e.g. unverified host keys) come before anything it found.
+    parts += [f'<p class="warning" role="alert">WARNING: {_e(w)}</p>' for w in meta.get("warnings") or ()]
+    parts.append('<dl class="meta">')
+    parts += [
+        f"<dt>{_e(key)}</dt><dd>{_e(_meta_value(key, value))}</dd>"
+        for key, value in meta.items()
+        if key != "warnings" and value not in ("", None, [], ())
+    ]
     parts.append("</dl>")
     parts.append(
         "<p>"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from kubeproof.bootstrap.context import RunContext
 from kubeproof.bootstrap.engine import (
     STAGE_FILES,
     STAGE_PACKAGES,
@@ -18,11 +19,9 @@ from kubeproof.bootstrap.engine import (
     put_bytes,
     run_checked,
 )
+from kubeproof.bootstrap.errors import ChangeFailed
 from kubeproof.facts import Fact, Raw
 from kubeproof.inventory import Cluster, HostSpec
-
-if TYPE_CHECKING:
-    from kubeproof.bootstrap.context import RunContext
 
 
 @dataclass(frozen=True)
@@ -121,7 +120,7 @@ def package_op(
     def diff(view: HostView) -> DiffResult:
         if present(view):
             return []
-        family = view.ctx.probe(view.host).family
+        family = view.ctx.profile(view.host).family
         packages = packages_by_family.get(family)
         if not packages:
             return [
@@ -144,8 +143,6 @@ def package_op(
 
 
 def _fail(message: str) -> Callable[[], None]:
-    from kubeproof.bootstrap.engine import ChangeFailed
-
     def apply() -> None:
         raise ChangeFailed(message)
 

@@ -5,16 +5,12 @@ A docker that is already there means no package manager call at all (air-gapped 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from kubeproof.bootstrap.context import RunContext
 from kubeproof.bootstrap.engine import HostView, Resource, Unit
+from kubeproof.bootstrap.host_profile import PROFILE_FACTS, host_profile
 from kubeproof.bootstrap.phases import Phase, installed_packages_fact, package_op
-from kubeproof.bootstrap.probe import PROBE_FACTS, host_probe
 from kubeproof.facts import Fact, HostFacts
 from kubeproof.inventory import HostSpec
-
-if TYPE_CHECKING:
-    from kubeproof.bootstrap.context import RunContext
 
 NAME = "docker"
 PACKAGES = {"apt": ["docker.io"], "yum": ["docker-ce", "docker-ce-cli", "containerd.io"]}
@@ -41,11 +37,11 @@ def desired(ctx: RunContext, host: HostSpec) -> list[Resource]:
 def verify(ctx: RunContext) -> None:
     """Docker installed in this run: read its cgroup driver and unit again for the later phases."""
     for host in ctx.cluster.workers:
-        if ctx.probe(host).docker_installed and ctx.probe(host).docker_cgroup_driver:
+        if ctx.profile(host).docker_installed and ctx.profile(host).docker_cgroup_driver:
             continue
         facts = HostFacts(ctx.transport.connection(host), lambda: [])
-        facts.gather(PROBE_FACTS)
-        ctx.probes[host.name] = host_probe(host.name, facts.get)
+        facts.gather(PROFILE_FACTS)
+        ctx.profiles[host.name] = host_profile(host.name, facts.get)
 
 
 PHASE = Phase(NAME, "docker engine", lambda cluster: cluster.workers, desired, verify=verify)

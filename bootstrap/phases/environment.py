@@ -4,27 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-from typing import TYPE_CHECKING
 
 from kubeproof.bootstrap import render
+from kubeproof.bootstrap.context import RunContext
 from kubeproof.bootstrap.engine import (
     STAGE_FILES,
     STAGE_UNITS,
     Change,
-    ChangeFailed,
     Custom,
     DiffResult,
     HostView,
     Resource,
     run_checked,
 )
+from kubeproof.bootstrap.errors import ChangeFailed
 from kubeproof.bootstrap.phases import Phase, command_change, edit_fact, installed_packages_fact, package_op, write_edit
 from kubeproof.facts import Fact, Raw
 from kubeproof.facts import host as host_facts
 from kubeproof.inventory import Cluster, HostSpec
-
-if TYPE_CHECKING:
-    from kubeproof.bootstrap.context import RunContext
 
 NAME = "environment"
 SYSCTL_FILE = "/etc/sysctl.d/k8s.conf"

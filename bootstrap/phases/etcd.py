@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from kubeproof import layout
 from kubeproof.bootstrap import render
-from kubeproof.bootstrap.engine import BootstrapError, Content, Directory, File, Resource, Symlink, Unit, unit_journal
+from kubeproof.bootstrap.content import Content
+from kubeproof.bootstrap.context import RunContext
+from kubeproof.bootstrap.engine import Directory, File, Resource, Symlink, Unit, unit_journal
+from kubeproof.bootstrap.errors import BootstrapError
 from kubeproof.bootstrap.phases import Phase
 from kubeproof.inventory import HostSpec
 from kubeproof.transport import ProbeError
-
-if TYPE_CHECKING:
-    from kubeproof.bootstrap.context import RunContext
 
 NAME = "etcd"
 UNIT = "etcd.service"

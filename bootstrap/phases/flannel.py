@@ -6,16 +6,15 @@ import hashlib
 import ipaddress
 import json
 import shlex
-from typing import TYPE_CHECKING
 
 from kubeproof import layout
 from kubeproof.bootstrap import render
+from kubeproof.bootstrap.content import Content
+from kubeproof.bootstrap.context import RunContext
 from kubeproof.bootstrap.engine import (
     STAGE_FILES,
     STAGE_WAIT,
-    BootstrapError,
     Change,
-    Content,
     Custom,
     DiffResult,
     Directory,
@@ -25,12 +24,11 @@ from kubeproof.bootstrap.engine import (
     Unit,
     run_checked,
 )
+from kubeproof.bootstrap.errors import BootstrapError
 from kubeproof.bootstrap.phases import Phase, unique_hosts
 from kubeproof.facts import Fact, Raw
+from kubeproof.facts import host as host_facts
 from kubeproof.inventory import Cluster, HostSpec
-
-if TYPE_CHECKING:
-    from kubeproof.bootstrap.context import RunContext
 
 NAME = "flannel"
 NETWORK_KEY = "/coreos.com/network/config"
@@ -86,12 +84,7 @@ def _network_config(view: HostView) -> DiffResult:
 
 
 def _parse_docker0(raw: Raw) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for line in raw.stdout.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            values[key.strip()] = value.strip().strip('"')
-    return values
+    return {k: v.strip('"') for k, v in host_facts.parse_key_values(raw).items()}
 
 
 docker0_fact: Fact[dict[str, str]] = Fact(
@@ -170,11 +163,11 @@ def desired(ctx: RunContext, host: HostSpec) -> list[Resource]:
         resources.append(Custom("flannel-network-config", (network_config_fact(cluster),), _network_config))
     if not host.has_role("node"):
         return resources
-    probe = ctx.probe(host)
-    iface = probe.iface_for(host)
+    profile = ctx.profile(host)
+    iface = profile.iface_for(host)
     if iface is None:
         raise BootstrapError(f"{host.name}: no network interface carries its address {host.address} (ip -o addr)")
-    dropin = render.docker_dropin(probe.docker_exec_start_or_default)
+    dropin = render.docker_dropin(profile.docker_exec_start_or_default)
     resources += [
         Directory(layout.K8S_HOME),
         Directory(layout.K8S_BIN),

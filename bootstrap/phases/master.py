@@ -7,16 +7,13 @@ the guide's k8s-cert.sh makes no certificate of their own, and they run on the m
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from kubeproof import layout
 from kubeproof.bootstrap import render
-from kubeproof.bootstrap.engine import Content, Directory, File, Note, Resource, Symlink, Unit
+from kubeproof.bootstrap.content import Content
+from kubeproof.bootstrap.context import RunContext
+from kubeproof.bootstrap.engine import Directory, File, Note, Resource, Symlink, Unit
 from kubeproof.bootstrap.phases import Phase
 from kubeproof.inventory import HostSpec
-
-if TYPE_CHECKING:
-    from kubeproof.bootstrap.context import RunContext
 
 NAME = "master"
 APISERVER = "kube-apiserver.service"

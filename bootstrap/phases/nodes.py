@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from kubeproof import layout
 from kubeproof.bootstrap import csr, render
+from kubeproof.bootstrap.content import Content
+from kubeproof.bootstrap.context import RunContext
 from kubeproof.bootstrap.engine import (
     API_HOST,
     STAGE_API,
     STAGE_WAIT,
-    BootstrapError,
     Change,
-    ConflictError,
-    Content,
     DiffResult,
     Directory,
     File,
@@ -31,12 +30,10 @@ from kubeproof.bootstrap.engine import (
     Resource,
     Unit,
 )
+from kubeproof.bootstrap.errors import BootstrapError, ConflictError
 from kubeproof.bootstrap.kubeapi import MANAGED_BY, MANAGED_BY_LABEL, ApiError, KubeApi
 from kubeproof.bootstrap.phases import Phase
 from kubeproof.inventory import HostSpec
-
-if TYPE_CHECKING:
-    from kubeproof.bootstrap.context import RunContext
 
 NAME = "nodes"
 CRI_DOCKERD = "cri-dockerd.service"
@@ -50,7 +47,7 @@ READY_TIMEOUT = 180.0
 def proxy_mode(ctx: RunContext, host: HostSpec) -> tuple[str, list[str]]:
     """The declared mode, or iptables with a note where ipvs is declared but the kernel has no ip_vs."""
     declared = ctx.cluster.network.kube_proxy_mode
-    if declared == "ipvs" and not ctx.probe(host).ip_vs:
+    if declared == "ipvs" and not ctx.profile(host).ip_vs:
         return "iptables", [
             f"kube-proxy on {host.name}: mode ipvs is declared but the ip_vs modules are absent "
             "(no /sys/module/ip_vs, none in /proc/modules): FALLING BACK to iptables; NODE-09 will report it"
@@ -60,19 +57,19 @@ def proxy_mode(ctx: RunContext, host: HostSpec) -> tuple[str, list[str]]:
 
 def desired(ctx: RunContext, host: HostSpec) -> list[Resource]:
     cluster = ctx.cluster
-    probe = ctx.probe(host)
+    profile = ctx.profile(host)
     cfg = layout.K8S_CFG
     pki_dir = ctx.pki_dir / "kubernetes"
     ca_pem = (pki_dir / "ca.pem").read_bytes()
     server = render.apiserver_url(cluster)
     mode, notes = proxy_mode(ctx, host)
-    if not probe.conntrack_writable:
+    if not profile.conntrack_writable:
         notes.append(
             f"kube-proxy on {host.name}: /proc/sys/net/netfilter/nf_conntrack_max is not writable here (not the "
             "init network namespace): conntrack.maxPerCore 0 and tcp timeouts 0s, kube-proxy leaves them alone"
         )
-    if probe.swaps:
-        notes.append(f"kubelet on {host.name}: swap is active ({', '.join(probe.swaps)}): failSwapOn false")
+    if profile.swaps:
+        notes.append(f"kubelet on {host.name}: swap is active ({', '.join(profile.swaps)}): failSwapOn false")
     kubelet_args, kubelet_notes = render.kubelet_flags(cluster, host, ctx.binary("kubelet"))
     proxy_args, proxy_notes = render.kube_proxy_flags(ctx.binary("kube-proxy"))
     resources: list[Resource] = [Note(host.name, NAME, n) for n in notes + kubelet_notes + proxy_notes]
@@ -111,7 +108,9 @@ def desired(ctx: RunContext, host: HostSpec) -> list[Resource]:
         File(
             f"{cfg}/kubelet-config.yaml",
             Content.text(
-                render.kubelet_config(cluster, host, cgroup_driver=probe.cgroup_driver, swap_active=bool(probe.swaps))
+                render.kubelet_config(
+                    cluster, host, cgroup_driver=profile.cgroup_driver, swap_active=bool(profile.swaps)
+                )
             ),
             restarts=(KUBELET,),
         ),
@@ -123,7 +122,7 @@ def desired(ctx: RunContext, host: HostSpec) -> list[Resource]:
         File(
             f"{cfg}/kube-proxy-config.yaml",
             Content.text(
-                render.kube_proxy_config(cluster, host, mode=mode, conntrack_writable=probe.conntrack_writable)
+                render.kube_proxy_config(cluster, host, mode=mode, conntrack_writable=profile.conntrack_writable)
             ),
             restarts=(KUBE_PROXY,),
         ),

@@ -1,4 +1,4 @@
-"""Phase 2, the guide's etcd-cert.sh / k8s-cert.sh: certificates made here (bootstrap/pki.py), copied out.
+"""Phase 2, the guide's etcd-cert.sh / k8s-cert.sh: certificates made here (the bootstrap/pki package), copied out.
 
 The PKI is generated on this machine into <state>/pki; every host gets its files at the guide's
 paths over SSH, keys 0600. A CA on a host that differs from ours is never replaced without
@@ -10,16 +10,14 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from kubeproof import layout
 from kubeproof.bootstrap import pki
-from kubeproof.bootstrap.engine import Content, Directory, File, Resource
+from kubeproof.bootstrap.content import Content
+from kubeproof.bootstrap.context import RunContext
+from kubeproof.bootstrap.engine import Directory, File, Resource
 from kubeproof.bootstrap.phases import Phase
 from kubeproof.inventory import HostSpec
-
-if TYPE_CHECKING:
-    from kubeproof.bootstrap.context import RunContext
 
 NAME = "pki"
 

@@ -87,13 +87,17 @@ etc_hosts = Fact("etc-hosts", "cat /etc/hosts", parse_etc_hosts)
 BRIDGE_SYSCTLS = ("net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables")
 
 
-def parse_sysctl_values(raw: Raw) -> dict[str, str]:
+def parse_key_values(raw: Raw) -> dict[str, str]:
+    """`key=value` lines (sysctl's `key = value`, /etc/os-release, a script's `echo name=...`); others skipped."""
     values: dict[str, str] = {}
     for line in raw.stdout.splitlines():
         key, sep, value = line.partition("=")
         if sep:
             values[key.strip()] = value.strip()
     return values
+
+
+parse_sysctl_values = parse_key_values  # the sysctl facts' parser, under the name its callers know
 
 
 # The live values, and what the sysctl.d files would set at boot (persistence).
@@ -120,11 +124,7 @@ class TimeSync:
 
 
 def parse_time_sync(raw: Raw) -> TimeSync:
-    values: dict[str, str] = {}
-    for line in raw.stdout.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            values[key.strip()] = value.strip()
+    values = parse_key_values(raw)
     services = {k.removeprefix("unit:"): v for k, v in values.items() if k.startswith("unit:")}
     return TimeSync(values.get("virt", "none"), services, values.get("ntp_synchronized", ""))
 

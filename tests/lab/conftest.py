@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ from kubeproof.lab.labctl import cluster_file_if_up, up
 from kubeproof.lab.progress import Progress
 from kubeproof.lab.settings import LAB_NODES, LabSettings, NodeSpec
 from kubeproof.lab.ssh_material import RemoteResult, connect, run_remote
+from tests.lab.suite_runner import REPO
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +28,21 @@ def lab_settings() -> LabSettings:
 @pytest.fixture(scope="session")
 def lab_docker() -> Docker:
     return Docker.connect()
+
+
+@pytest.fixture(scope="module")
+def converged_cluster_file() -> Path:
+    """The default lab's cluster file once `kubeproof apply` has converged it (brought up if absent).
+
+    Through the command line, as a user would; on a converged cluster apply changes nothing.
+    """
+    cluster_file = LabSettings.create().cluster_file
+    if not cluster_file.exists():
+        subprocess.run([sys.executable, "-m", "kubeproof", "lab", "up"], cwd=REPO, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "kubeproof", "apply", "--cluster", str(cluster_file), "--yes"], cwd=REPO, check=True
+    )
+    return cluster_file
 
 
 @pytest.fixture(scope="session")

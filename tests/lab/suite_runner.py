@@ -59,15 +59,18 @@ def run_suites(
     report_dir: Path | None = None,
     junit: Path,
     timeout: float = 900,
+    python: Path | str = sys.executable,
+    cwd: Path = REPO,
 ) -> SuiteRun:
-    command = [sys.executable, "-m", "pytest", *paths, "--cluster", str(cluster_file), "-q", "-rfE"]
+    """``python -m pytest PATHS --cluster FILE ...`` in cwd; ``--pyargs kubeproof.suites`` works as a path."""
+    command = [str(python), "-m", "pytest", *paths, "--cluster", str(cluster_file), "-q", "-rfE"]
     command += ["--junitxml", str(junit), "-o", "junit_family=xunit1"]
     if report_dir is not None:
         command += ["--report-dir", str(report_dir)]
     command += list(extra)
     started = time.monotonic()
     completed = subprocess.run(
-        command, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=dict(os.environ), check=False
+        command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=dict(os.environ), check=False
     )
     run = SuiteRun(completed.returncode, time.monotonic() - started, completed.stdout + completed.stderr)
     if junit.exists():

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,13 +23,8 @@ MEASUREMENTS = STATE / "measurements.json"
 
 
 @pytest.fixture(scope="module")
-def converged() -> Path:
-    if not CLUSTER_FILE.exists():
-        subprocess.run([sys.executable, "-m", "kubeproof", "lab", "up"], cwd=REPO, check=True)
-    subprocess.run(
-        [sys.executable, "-m", "kubeproof", "apply", "--cluster", str(CLUSTER_FILE), "--yes"], cwd=REPO, check=True
-    )
-    return CLUSTER_FILE
+def converged(converged_cluster_file: Path) -> Path:
+    return converged_cluster_file
 
 
 def _record(name: str, value: object) -> None:

@@ -11,8 +11,6 @@ import datetime as dt
 import ipaddress
 import os
 import shlex
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,14 +30,8 @@ CLUSTER_FILE = STATE / "lab" / "cluster.yaml"
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Cluster:
-    if not CLUSTER_FILE.exists():
-        subprocess.run([sys.executable, "-m", "kubeproof", "lab", "up"], cwd=REPO, check=True)
-    # converge (idempotent: a converged cluster makes zero changes)
-    subprocess.run(
-        [sys.executable, "-m", "kubeproof", "apply", "--cluster", str(CLUSTER_FILE), "--yes"], cwd=REPO, check=True
-    )
-    return load_cluster_file(CLUSTER_FILE)
+def cluster(converged_cluster_file: Path) -> Cluster:
+    return load_cluster_file(converged_cluster_file)
 
 
 @pytest.fixture(scope="module")

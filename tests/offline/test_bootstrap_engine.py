@@ -20,8 +20,9 @@ import pytest
 
 from kubeproof.bootstrap import engine, runner
 from kubeproof.bootstrap.artifacts import Artifacts
+from kubeproof.bootstrap.content import Content
 from kubeproof.bootstrap.context import RunContext
-from kubeproof.bootstrap.engine import Change, Content, Directory, File, Resource, Symlink, Unit
+from kubeproof.bootstrap.engine import Change, Directory, File, Resource, Symlink, Unit
 from kubeproof.bootstrap.phases import Phase
 from kubeproof.bootstrap.runner import RunResult, _run_phase, plan_phase
 from kubeproof.bootstrap.state import Reporter, Sha256Cache, StateDir

@@ -9,7 +9,7 @@ import yaml
 
 from kubeproof.bootstrap import render
 from kubeproof.bootstrap.artifacts import BinaryInfo, parse_help
-from kubeproof.bootstrap.engine import BootstrapError
+from kubeproof.bootstrap.errors import BootstrapError
 from kubeproof.inventory import Cluster, parse_cluster_text
 
 CLUSTER_YAML = """
@@ -311,20 +311,21 @@ def test_ipvs_without_ip_vs_falls_back_to_iptables_and_says_so(cluster: Cluster)
 
     ipvs_cluster = parse_cluster_text(CLUSTER_YAML.replace("kube_proxy_mode: iptables", "kube_proxy_mode: ipvs"))
     for has_ip_vs, expected in ((False, "iptables"), (True, "ipvs")):
-        ctx = SimpleNamespace(cluster=ipvs_cluster, probe=lambda host, v=has_ip_vs: SimpleNamespace(ip_vs=v))
+        ctx = SimpleNamespace(cluster=ipvs_cluster, profile=lambda host, v=has_ip_vs: SimpleNamespace(ip_vs=v))
         mode, notes = proxy_mode(cast(RunContext, ctx), ipvs_cluster.host("node01"))
         assert mode == expected
         assert bool(notes) == (not has_ip_vs)
-    ctx = SimpleNamespace(cluster=ipvs_cluster, probe=lambda host: SimpleNamespace(ip_vs=False))
+    ctx = SimpleNamespace(cluster=ipvs_cluster, profile=lambda host: SimpleNamespace(ip_vs=False))
     _, notes = proxy_mode(cast(RunContext, ctx), ipvs_cluster.host("node01"))
     assert "ipvs is declared" in notes[0] and "FALLING BACK to iptables" in notes[0]
 
 
-def test_probe_parsers() -> None:
-    from kubeproof.bootstrap import probe
+def test_host_profile_parsers() -> None:
+    from kubeproof.bootstrap import host_profile
     from kubeproof.facts import Raw
+    from kubeproof.facts import host as host_facts
 
-    addresses = probe.parse_ip_addr(
+    addresses = host_profile.parse_ip_addr(
         Raw(
             "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n"
             "28: eth0    inet 192.168.61.18/24 brd 192.168.61.255 scope global eth0\\ valid_lft forever\n"
@@ -334,13 +335,13 @@ def test_probe_parsers() -> None:
         )
     )
     assert addresses == {"127.0.0.1": "lo", "192.168.61.18": "eth0", "172.17.45.0": "flannel.1"}
-    path, argv = probe.parse_unit_fragment("path=/lib/systemd/system/docker.service\n---\n" + DEBIAN_DOCKER_UNIT)
+    path, argv = host_profile.parse_unit_fragment("path=/lib/systemd/system/docker.service\n---\n" + DEBIAN_DOCKER_UNIT)
     assert path == "/lib/systemd/system/docker.service" and argv[0] == "/usr/sbin/dockerd"
-    assert probe.parse_unit_fragment("") == (None, [])
-    assert probe.parse_swaps(Raw("Filename\tType\tSize\tUsed\tPriority\n/swapfile file 1 0 -2\n", "", 0)) == [
+    assert host_profile.parse_unit_fragment("") == (None, [])
+    assert host_facts.parse_proc_swaps(Raw("Filename\tType\tSize\tUsed\tPriority\n/swapfile file 1 0 -2\n", "", 0)) == [
         "/swapfile"
     ]
-    host = probe.HostProbe(
+    host = host_profile.HostProfile(
         "h",
         "0",
         {"ID": "rocky", "ID_LIKE": "rhel centos fedora"},
@@ -359,3 +360,10 @@ def test_probe_parsers() -> None:
     host.os = {"ID": "debian"}
     host.cgroup_fs = "cgroup2fs"
     assert host.family == "apt" and host.cgroup_driver == "systemd"
+    assert host_profile.parse_os_release(Raw('ID=debian\nPRETTY_NAME="Debian GNU/Linux 12"\n\n', "", 0)) == {
+        "ID": "debian",
+        "PRETTY_NAME": "Debian GNU/Linux 12",
+    }
+    assert host_profile.commands.parse(Raw("systemctl=yes\nyum=no\n", "", 0)) == {"systemctl": True, "yum": False}
+    # what the verifier reads as well comes from its facts layer: one definition, one cache entry
+    assert host_facts.hostname in host_profile.PROFILE_FACTS and host_facts.swaps in host_profile.PROFILE_FACTS

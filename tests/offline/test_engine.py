@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import subprocess
+from typing import Any
 
 import pytest
 
@@ -122,7 +123,7 @@ def test_shipped_catalogue_is_valid_and_names_known_probes() -> None:
 
 
 def test_batch_script_frames_every_fact_exactly() -> None:
-    facts = [
+    facts: list[Fact[Any]] = [
         Fact("plain", "printf 'a\\nb\\n'", lambda r: r.stdout),
         Fact("no-newline", "printf 'x'", lambda r: r.stdout),
         Fact("empty", "true", lambda r: r.stdout),

@@ -27,9 +27,23 @@ from kubeproof.lab.artifacts import (
 from kubeproof.lab.cluster_file import ClusterFileInputs, render_cluster_file
 from kubeproof.lab.dockercli import Docker
 from kubeproof.lab.errors import LabError
-from kubeproof.lab.labctl import check_container_conflicts, check_network_conflicts, node_run_args
+from kubeproof.lab.labctl import (
+    check_container_conflicts,
+    check_network_conflicts,
+    choose_login,
+    node_run_args,
+    recorded_login,
+)
 from kubeproof.lab.settings import LAB_NODES, LabSettings
-from kubeproof.lab.ssh_material import HostKey, ensure_keypair, render_known_hosts, render_ssh_config
+from kubeproof.lab.ssh_material import (
+    HostKey,
+    ensure_keypair,
+    remote_command,
+    render_known_hosts,
+    render_ssh_config,
+    render_sudoers,
+    render_vagrant_ssh_config,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ED25519_KEY = HostKey("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIApGd4A4uhOuFXScH62wUvLk/PPyW6F6g0taT/q5q5Iz")
@@ -77,20 +91,49 @@ def test_repository_recipe_includes_entrypoint_and_units() -> None:
 
 
 def test_debian_mirror_from_one_line_and_deb822_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("KUBEPROOF_DEBIAN_MIRROR", raising=False)
+    monkeypatch.delenv(node_image.MIRROR_ENVIRONMENT_VARIABLE, raising=False)
     one_line = tmp_path / "sources.list"
     one_line.write_text(
-        "deb http://security.debian.org/debian-security bookworm-security main\n"
+        "deb http://security.example/debian-security bookworm-security main\n"
         "deb [arch=amd64] http://mirror.example/debian/ bookworm main\n"
     )
-    assert node_image.debian_mirror([one_line]) == "http://mirror.example/debian"
+    assert node_image.debian_mirror(sources=[one_line]) == "http://mirror.example/debian"
     deb822 = tmp_path / "debian.sources"
     deb822.write_text(
+        "Types: deb\nURIs: http://off.example/debian\nSuites: bookworm\nEnabled: no\n\n"
         "Types: deb\nURIs: http://other.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n"
         "Types: deb\nURIs: http://other.example/debian-security\nSuites: bookworm-security\n"
     )
-    assert node_image.debian_mirror([deb822]) == "http://other.example/debian"
-    assert node_image.debian_mirror([tmp_path / "missing"]) == node_image.DEFAULT_DEBIAN_MIRROR
+    assert node_image.debian_mirror(sources=[deb822]) == "http://other.example/debian"
+    # the first file that names the suite wins, in apt's reading order
+    assert node_image.debian_mirror(sources=[tmp_path / "missing", deb822, one_line]) == "http://other.example/debian"
+
+
+def test_debian_mirror_option_then_environment_then_apt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    one_line = tmp_path / "sources.list"
+    one_line.write_text("deb http://apt.example/debian bookworm main\n")
+    monkeypatch.setenv(node_image.MIRROR_ENVIRONMENT_VARIABLE, "http://env.example/debian/")
+    assert node_image.debian_mirror("http://option.example/debian", [one_line]) == "http://option.example/debian"
+    assert node_image.debian_mirror(None, [one_line]) == "http://env.example/debian"
+    monkeypatch.delenv(node_image.MIRROR_ENVIRONMENT_VARIABLE)
+    assert node_image.debian_mirror(None, [one_line]) == "http://apt.example/debian"
+
+
+def test_no_mirror_anywhere_says_how_to_give_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(node_image.MIRROR_ENVIRONMENT_VARIABLE, raising=False)
+    only_security = tmp_path / "sources.list"
+    only_security.write_text("deb http://security.example/debian-security bookworm-security main\n")
+    with pytest.raises(LabError, match=r"no Debian mirror for bookworm .*--mirror URL.*KUBEPROOF_DEBIAN_MIRROR"):
+        node_image.debian_mirror(sources=[only_security, tmp_path / "missing"])
+
+
+def test_apt_source_files_in_apt_reading_order(tmp_path: Path) -> None:
+    parts = tmp_path / "sources.list.d"
+    parts.mkdir()
+    for name in ("b.sources", "a.list", "notes.txt", "c.list"):
+        (parts / name).write_text("")
+    found = [path.relative_to(tmp_path).as_posix() for path in node_image.apt_source_files(tmp_path)]
+    assert found == ["sources.list", "sources.list.d/a.list", "sources.list.d/b.sources", "sources.list.d/c.list"]
 
 
 def test_missing_debootstrap_is_a_one_line_fixable_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,6 +199,110 @@ def test_ssh_config_is_strict_with_absolute_paths(tmp_path: Path) -> None:
             assert entry["stricthostkeychecking"] == "yes"
             assert entry["identitiesonly"] == "yes"
     assert "StrictHostKeyChecking no" not in text
+
+
+# The keys `vagrant ssh-config` prints for a machine, in its order.
+VAGRANT_SSH_CONFIG_KEYS = [
+    "Host",
+    "HostName",
+    "User",
+    "Port",
+    "UserKnownHostsFile",
+    "StrictHostKeyChecking",
+    "PasswordAuthentication",
+    "IdentityFile",
+    "IdentitiesOnly",
+    "LogLevel",
+]
+
+
+def test_vagrant_ssh_config_has_exactly_the_keys_and_form_vagrant_prints(tmp_path: Path) -> None:
+    key = tmp_path / "with space" / "id_ed25519"
+    text = render_vagrant_ssh_config(LAB_NODES, user="vagrant", identity_file=key)
+    blocks = [block for block in text.split("\n\n") if block.strip()]
+    assert len(blocks) == len(LAB_NODES)
+    for node, block in zip(LAB_NODES, blocks, strict=True):
+        lines = block.strip().splitlines()
+        assert [line.split()[0] for line in lines] == VAGRANT_SSH_CONFIG_KEYS
+        assert lines[0] == f"Host {node.name}"
+        assert all(line.startswith("  ") for line in lines[1:]), block
+        values = dict(line.strip().split(" ", 1) for line in lines[1:])
+        assert values == {
+            "HostName": node.address,
+            "User": "vagrant",
+            "Port": "22",
+            "UserKnownHostsFile": "/dev/null",
+            "StrictHostKeyChecking": "no",
+            "PasswordAuthentication": "no",
+            "IdentityFile": f'"{key}"',
+            "IdentitiesOnly": "yes",
+            "LogLevel": "FATAL",
+        }
+    # and paramiko (what testinfra reads it with) agrees
+    entry = paramiko.SSHConfig.from_text(text).lookup("node01")
+    assert (entry["hostname"], entry["user"], entry["stricthostkeychecking"]) == ("192.168.61.18", "vagrant", "no")
+
+
+def test_sudoers_line_is_a_vagrant_boxes(tmp_path: Path) -> None:
+    assert render_sudoers("vagrant") == "vagrant ALL=(ALL) NOPASSWD:ALL\n"
+
+
+def test_remote_command_quotes_every_argument_and_never_prompts() -> None:
+    assert remote_command(["docker", "image", "inspect", "a b"]) == "docker image inspect 'a b'"
+    assert remote_command(["docker", "load"], sudo=True) == "sudo -n -- docker load"
+    assert remote_command(["echo", "$(id)"], sudo=True) == "sudo -n -- echo '$(id)'"
+
+
+def _labelled(login: str | None) -> dict[str, Any]:
+    labels = {"io.kubeproof.lab": "lab"}
+    if login is not None:
+        labels["io.kubeproof.login"] = login
+    return {"Labels": labels}
+
+
+@pytest.mark.parametrize(
+    ("objects", "requested", "expected"),
+    [
+        ([], None, "root"),  # a new lab: root unless asked
+        ([], "vagrant", "vagrant"),
+        ([_labelled("vagrant")], None, "vagrant"),  # an existing lab keeps its login
+        ([_labelled(None)], None, "root"),  # made before logins existed
+        ([_labelled("root")], "root", "root"),
+    ],
+)
+def test_lab_login_is_recorded_then_kept(objects: list[dict[str, Any]], requested: str | None, expected: str) -> None:
+    settings = LabSettings.create(login=requested)
+    chosen = choose_login(settings, recorded_login(objects))
+    assert (chosen.ssh_user, chosen.sudo) == (expected, expected != "root")
+
+
+def test_switching_the_login_of_an_existing_lab_says_down_first() -> None:
+    settings = LabSettings.create(login="vagrant")
+    with pytest.raises(LabError, match=r"exists with login 'root', not 'vagrant'.*lab down.*up --login vagrant"):
+        choose_login(settings, recorded_login([_labelled("root")]))
+
+
+def test_bad_login_is_refused() -> None:
+    with pytest.raises(LabError, match=r"invalid login 'admin': use one of root, vagrant"):
+        LabSettings.create(login="admin")
+
+
+def test_vagrant_cluster_file_logs_in_as_vagrant_with_sudo(tmp_path: Path) -> None:
+    text = render_cluster_file(
+        ClusterFileInputs(
+            lab_name="lab",
+            nodes=LAB_NODES,
+            ssh_config="ssh_config",
+            artifacts_dir=Path("/a/b"),
+            ssh_user="vagrant",
+            ssh_sudo=True,
+        )
+    )
+    from kubeproof.inventory import parse_cluster_text
+
+    cluster = parse_cluster_text(text, source="cluster.yaml", base_dir=tmp_path)
+    assert yaml.safe_load(text)["ssh"] == {"user": "vagrant", "sudo": True, "config": "ssh_config"}
+    assert (cluster.ssh_user, cluster.ssh_sudo) == ("vagrant", True)
 
 
 def test_known_hosts_has_entries_by_name_and_address(tmp_path: Path) -> None:

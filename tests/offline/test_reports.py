@@ -403,3 +403,16 @@ def test_scan_finds_planted_secrets(report_dir: Path) -> None:
         f"evidence/planted.json: secret {fingerprint(BOOTSTRAP_TOKEN)}",
     ]
     assert not any(BOOTSTRAP_TOKEN in finding for finding in findings)
+
+
+def test_run_warnings_come_first_escaped_and_empty_meta_is_left_out(tmp_path: Path, rows: list[ResultRow]) -> None:
+    warning = "host identity was not verified for master01 <&>: StrictHostKeyChecking no"
+    meta = {**META, "warnings": [warning], "source": ""}
+    write_html(rows, tmp_path / "report.html", meta=meta, stats=STATS)
+    text = (tmp_path / "report.html").read_text(encoding="utf-8")
+    shown = f'<p class="warning" role="alert">WARNING: {html.escape(warning)}</p>'
+    assert shown in text
+    assert text.index(shown) < text.index('<dl class="meta">')
+    assert "<dt>warnings</dt>" not in text and "<dt>source</dt>" not in text
+    write_html(rows, tmp_path / "quiet.html", meta=META, stats=STATS)
+    assert 'class="warning"' not in (tmp_path / "quiet.html").read_text(encoding="utf-8")

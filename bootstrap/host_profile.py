@@ -1,16 +1,21 @@
-"""What the installer must know about a host before it renders anything (gathered in preflight).
+"""What the installer must know about a host before it renders anything, read once in preflight.
 
+The facts the verifier reads too (hostname, active swap) are kubeproof.facts.host's; the ones here
+only the installer needs: the SSH user's uid, OS family and commands, the NIC that carries the
+host's address, docker's cgroup driver and unit, ip_vs, and whether conntrack can be tuned.
 Facts are a command plus a pure parser (kubeproof.facts); the parsers here are tested offline.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from kubeproof.bootstrap import render
-from kubeproof.facts import Fact, ParseError, Raw
+from kubeproof.facts import Fact, Raw
+from kubeproof.facts import host as host_facts
 from kubeproof.inventory import HostSpec
 
 REQUIRED_COMMANDS = ("systemctl", "sha256sum", "stat", "cat", "mv", "chmod", "mkdir", "ln", "readlink", "cut")
@@ -18,21 +23,11 @@ WORKER_COMMANDS = ("iptables", "ip", "modprobe")
 RECOMMENDED_COMMANDS = ("conntrack", "ipset", "socat", "nsenter")
 PACKAGE_MANAGERS = ("apt-get", "yum", "dnf")
 
-
-def _keyed_lines(raw: Raw) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for line in raw.stdout.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            values[key.strip()] = value.strip()
-    return values
-
-
 uid = Fact("kp-uid", "id -u", lambda raw: raw.stdout.strip())
 
 
 def parse_os_release(raw: Raw) -> dict[str, str]:
-    return {k: v.strip('"') for k, v in _keyed_lines(raw).items()}
+    return {k: v.strip('"') for k, v in host_facts.parse_key_values(raw).items()}
 
 
 os_release = Fact("kp-os-release", "cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release", parse_os_release)
@@ -42,7 +37,7 @@ commands = Fact(
     "kp-commands",
     "for c in " + " ".join(_ALL_COMMANDS) + "; do if command -v $c >/dev/null 2>&1; then echo $c=yes; "
     "else echo $c=no; fi; done",
-    lambda raw: {k: v == "yes" for k, v in _keyed_lines(raw).items()},
+    lambda raw: {k: v == "yes" for k, v in host_facts.parse_key_values(raw).items()},
 )
 
 
@@ -62,8 +57,6 @@ def parse_ip_addr(raw: Raw) -> dict[str, str]:
 
 
 addresses = Fact("kp-addresses", "ip -o addr show 2>/dev/null || true", parse_ip_addr)
-
-hostname = Fact("kp-hostname", "hostname", lambda raw: raw.stdout.strip())
 
 docker_cgroup_driver = Fact(
     "kp-docker-cgroup-driver",
@@ -102,35 +95,25 @@ conntrack_writable = Fact(
     lambda raw: raw.stdout.strip() == "yes",
 )
 
-
-def parse_swaps(raw: Raw) -> list[str]:
-    lines = [line for line in raw.stdout.splitlines() if line.strip()]
-    if lines and not lines[0].startswith("Filename"):
-        raise ParseError(f"unexpected /proc/swaps header {lines[0]!r}")
-    return [line.split()[0] for line in lines[1:]]
-
-
-swaps = Fact("kp-swaps", "cat /proc/swaps", parse_swaps)
-
 cgroup_fs = Fact("kp-cgroup-fs", "stat -fc %T /sys/fs/cgroup", lambda raw: raw.stdout.strip())
 
-PROBE_FACTS: tuple[Fact[Any], ...] = (
+PROFILE_FACTS: tuple[Fact[Any], ...] = (
     uid,
     os_release,
     commands,
     addresses,
-    hostname,
+    host_facts.hostname,
     docker_cgroup_driver,
     docker_unit_fragment,
     ip_vs,
     conntrack_writable,
-    swaps,
+    host_facts.swaps,
     cgroup_fs,
 )
 
 
 @dataclass
-class HostProbe:
+class HostProfile:
     host: str
     uid: str
     os: dict[str, str]
@@ -144,7 +127,6 @@ class HostProbe:
     conntrack_writable: bool
     swaps: list[str]
     cgroup_fs: str
-    notes: list[str] = field(default_factory=list)
 
     @property
     def family(self) -> str:
@@ -183,21 +165,21 @@ class HostProbe:
         return ["/usr/bin/dockerd", "-H", "fd://", "--containerd=/run/containerd/containerd.sock"]
 
 
-def host_probe(name: str, get: Any) -> HostProbe:
-    """Build a HostProbe from a getter of facts (HostFacts.get)."""
+def host_profile(name: str, get: Callable[[Fact[Any]], Any]) -> HostProfile:
+    """Build a HostProfile from a getter of PROFILE_FACTS (HostFacts.get)."""
     unit_path, exec_start = parse_unit_fragment(get(docker_unit_fragment))
-    return HostProbe(
+    return HostProfile(
         host=name,
         uid=get(uid),
         os=get(os_release),
         commands=get(commands),
         addresses=get(addresses),
-        hostname=get(hostname),
+        hostname=get(host_facts.hostname),
         docker_cgroup_driver=get(docker_cgroup_driver),
         docker_unit_path=unit_path,
         docker_exec_start=exec_start,
         ip_vs=get(ip_vs),
         conntrack_writable=get(conntrack_writable),
-        swaps=get(swaps),
+        swaps=get(host_facts.swaps),
         cgroup_fs=get(cgroup_fs),
     )
