@@ -143,7 +143,7 @@ def _profile_hosts(ctx: RunContext) -> None:
             facts.gather(PROFILE_FACTS)
             return host_profile(host.name, facts.get)
         except HostUnreachable as exc:
-            raise BootstrapError(f"preflight: {host.name} unreachable: {exc.reason}; nothing was changed") from None
+            raise BootstrapError(f"preflight: {exc.reason}; nothing was changed") from None
         except ProbeError as exc:
             raise BootstrapError(f"preflight: {host.name}: {exc.reason}; nothing was changed") from None
 

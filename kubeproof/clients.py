@@ -13,14 +13,14 @@ import contextlib
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kubeproof import layout
 from kubeproof.inventory import HostSpec
 from kubeproof.session import HostContext, Session
-from kubeproof.transport import ProbeError
+from kubeproof.transport import HostUnreachable, ProbeError
 
 
 @dataclass
@@ -49,10 +49,19 @@ def _fetch_credentials(session: Session, host: HostSpec, files: dict[str, str], 
     return CredentialFiles(directory)
 
 
-def _first(hosts: list[HostSpec], role: str, anchor: HostSpec) -> HostSpec:
+def _first_answering(session: Session, hosts: list[HostSpec], role: str, anchor: HostSpec) -> HostSpec:
+    """The first host of the role that answers over SSH (any one has the credentials); when none
+    does, the first one's ``<host> unreachable: ...``, so every row behind this gate says so."""
     if not hosts:
         raise ProbeError(anchor.name, f"the cluster has no host with role {role}")
-    return hosts[0]
+    first_down: HostUnreachable | None = None
+    for host in hosts:
+        down = session.unreachable(host)
+        if down is None:
+            return host
+        first_down = first_down or down
+    assert first_down is not None
+    raise first_down.again()
 
 
 # ----------------------------------------------------------------------------- Kubernetes
@@ -111,7 +120,7 @@ def open_private_kube(ctx: HostContext) -> KubeClients:
 def _open_kube(session: Session, anchor: HostSpec) -> KubeClients:
     from kubernetes import client
 
-    master = _first(session.cluster.masters, "master", anchor)
+    master = _first_answering(session, session.cluster.masters, "master", anchor)
     credentials = _fetch_credentials(
         session,
         master,
@@ -146,10 +155,15 @@ def _open_kube(session: Session, anchor: HostSpec) -> KubeClients:
 
 @dataclass
 class EtcdClients:
-    """One pyetcd client per member (python-etcd3's maintained equivalent behind the same seam)."""
+    """One pyetcd client per member (python-etcd3's maintained equivalent behind the same seam).
+
+    A member whose host does not answer over SSH gets no client (``unreachable`` says why): a
+    frozen host still accepts TCP, so each call to it would cost the whole gRPC timeout.
+    """
 
     members: dict[str, Any]
     credentials: CredentialFiles
+    unreachable: dict[str, HostUnreachable] = field(default_factory=dict)
 
     def close(self) -> None:
         for member in self.members.values():
@@ -165,7 +179,7 @@ def etcd(ctx: HostContext) -> EtcdClients:
 def _open_etcd(session: Session, anchor: HostSpec) -> EtcdClients:
     import pyetcd
 
-    member = _first(session.cluster.etcd_members, "etcd", anchor)
+    member = _first_answering(session, session.cluster.etcd_members, "etcd", anchor)
     credentials = _fetch_credentials(
         session,
         member,
@@ -177,7 +191,12 @@ def _open_etcd(session: Session, anchor: HostSpec) -> EtcdClients:
         "etcd client certificates",
     )
     clients: dict[str, Any] = {}
+    unreachable: dict[str, HostUnreachable] = {}
     for host in session.cluster.etcd_members:
+        down = session.unreachable(host)
+        if down is not None:
+            unreachable[host.name] = down
+            continue
         clients[host.name] = pyetcd.client(
             host=host.address,
             port=2379,
@@ -186,7 +205,7 @@ def _open_etcd(session: Session, anchor: HostSpec) -> EtcdClients:
             cert_cert=credentials.path("server.pem"),
             timeout=5,
         )
-    result = EtcdClients(clients, credentials)
+    result = EtcdClients(clients, credentials, unreachable)
     errors = []
     for name, client in clients.items():
         try:
@@ -195,6 +214,7 @@ def _open_etcd(session: Session, anchor: HostSpec) -> EtcdClients:
             errors.append(f"{name}: {_short(exc)}")
     if len(errors) == len(clients):
         result.close()
+        errors += [f"{name}: not asked: {down.reason}" for name, down in unreachable.items()]
         raise ProbeError(member.name, "prerequisite failed: no etcd member answers over TLS: " + "; ".join(errors))
     return result
 

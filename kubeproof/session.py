@@ -6,14 +6,15 @@ One per pytest session (per xdist worker). Probes see hosts only through this ob
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from kubeproof.checks import Observation
 from kubeproof.facts import Fact, FactRecord, HostFacts
 from kubeproof.inventory import Cluster, HostSpec
-from kubeproof.transport import ConnectionOptions, ProbeError, Transport
+from kubeproof.transport import ConnectionOptions, HostUnreachable, ProbeError, Transport
 
 T = TypeVar("T")
 
@@ -46,43 +47,143 @@ class Session:
     _host_facts: dict[str, HostFacts] = field(default_factory=dict)
     _shared: dict[str, Any] = field(default_factory=dict)
     _shared_errors: dict[str, ProbeError] = field(default_factory=dict)
+    _unreachable: dict[str, HostUnreachable] = field(default_factory=dict)
+    _peer_cluster: Cluster | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     @classmethod
     def open(cls, cluster: Cluster, timeout: int = 15, options: ConnectionOptions | None = None) -> Session:
+        """A session whose connections give up on a host after ``timeout`` seconds (TCP connect, SSH
+        banner, key exchange, login each); prefetch() then finds every host that does not answer."""
         return cls(cluster, Transport(cluster, timeout=timeout, options=options or ConnectionOptions()))
+
+    def fresh(self) -> Session:
+        """A session over the same connections with nothing cached: what a re-probe sees.
+
+        It keeps what this one knows of hosts that do not answer (they are not tried again) and
+        the peer vantage points chosen at prefetch; facts and clients are gathered anew.
+        """
+        with self._lock:
+            return Session(
+                self.cluster,
+                self.transport,
+                _unreachable=dict(self._unreachable),
+                _peer_cluster=self._peer_cluster,
+            )
+
+    # -- hosts that do not answer
+
+    def unreachable(self, host: HostSpec | str) -> HostUnreachable | None:
+        """Why this host was marked down for the session (None while it answers, or untried)."""
+        name = host if isinstance(host, str) else host.name
+        with self._lock:
+            seen = self._unreachable.get(name)
+        if seen is None and isinstance(self.transport, Transport):  # stand-in transports keep no record
+            seen = self.transport.unreachable().get(name)
+        return seen
+
+    def require_reachable(self, host: HostSpec | str) -> None:
+        """Raise the host's HostUnreachable if it was marked down (no new connection attempt)."""
+        down = self.unreachable(host)
+        if down is not None:
+            raise down.again()
+
+    def note_unreachable(self, error: HostUnreachable) -> None:
+        """Keep a marked-down host's verdict (whichever transport or stand-in raised it)."""
+        if error.marked_down:
+            with self._lock:
+                self._unreachable.setdefault(error.host, error)
+
+    @property
+    def peer_cluster(self) -> Cluster:
+        """The cluster as peer probes choose their vantage points: the hosts that answered.
+
+        Fixed once prefetch() knows every host's verdict, so the peer facts gathered then are the
+        ones the probes ask for later; before that, the hosts not (yet) known to be down.
+        """
+        if self._peer_cluster is not None:
+            return self._peer_cluster
+        return self.cluster.restricted_to(h.name for h in self.cluster.hosts if self.unreachable(h) is None)
+
+    # -- facts
 
     def facts(self, host: HostSpec | str) -> HostFacts:
         spec = self.cluster.host(host) if isinstance(host, str) else host
         with self._lock:
             facts = self._host_facts.get(spec.name)
             if facts is None:
-                facts = HostFacts(self.transport.connection(spec), lambda: facts_for_host(self.cluster, spec))
+                facts = HostFacts(self.transport.connection(spec), lambda: facts_for_host(self.peer_cluster, spec))
                 self._host_facts[spec.name] = facts
             return facts
 
     def prefetch(self) -> None:
-        """Gather every host's fact batch at once, in parallel (a batch is ~90 ms to ~2 s per host).
+        """Connect to every host and gather its fact batch, all hosts in parallel, in two rounds.
+
+        Round 1 connects (a host that does not answer is found here, within one SSH timeout, and
+        marked down for the session) and gathers every fact that does not depend on which hosts
+        answer. Round 2, once every host has answered or not, gathers the peer probes (one host
+        probing another's ports), their vantage points chosen among the hosts that answered: no
+        batch waits on curl timeouts against a host that is down, and no peer probe is lost
+        because its designated peer is. A round with nothing new for a host costs no round trip.
 
         Errors are kept per fact (an unreachable host errors its own checks later), never raised here.
         """
-        from concurrent.futures import ThreadPoolExecutor
+        hosts = list(self.cluster.hosts)
 
-        def gather(host: HostSpec) -> None:
+        def first_round(host: HostSpec) -> None:
             facts = self.facts(host)
+            independent = self._independent_facts(host)
             try:
-                facts.gather(facts_for_host(self.cluster, host))
-            except ProbeError as exc:
+                if independent:
+                    facts.gather(independent)
+                else:
+                    self.transport.connection(host).connect()
+            except HostUnreachable as exc:
+                self.note_unreachable(exc)
                 facts.fail_all(facts_for_host(self.cluster, host), exc)
+            except ProbeError as exc:
+                facts.fail_all(independent, exc)
 
-        with ThreadPoolExecutor(max_workers=max(1, len(self.cluster.hosts))) as pool:
-            list(pool.map(gather, self.cluster.hosts))
+        _in_parallel(first_round, hosts)
+        answering = [h.name for h in hosts if self.unreachable(h) is None]
+        with self._lock:
+            self._peer_cluster = self.cluster.restricted_to(answering)
+
+        def second_round(host: HostSpec) -> None:
+            facts = self.facts(host)
+            wanted = facts_for_host(self.peer_cluster, host)
+            try:
+                facts.gather(wanted)
+            except HostUnreachable as exc:
+                self.note_unreachable(exc)
+                facts.fail_all(wanted, exc)
+            except ProbeError as exc:
+                facts.fail_all(wanted, exc)
+
+        _in_parallel(second_round, [h for h in hosts if self.unreachable(h) is None])
+
+    def _independent_facts(self, host: HostSpec) -> list[Fact[Any]]:
+        """The host's facts that stay the same whichever other host turns out to be down.
+
+        The others (peer probes: which host probes whose ports) are chosen by the fact sets from
+        the cluster they are given; a fact is independent when it is the same remote work in the
+        whole cluster, with any one other host left out, and with this host alone.
+        """
+        variants = [
+            facts_for_host(self.cluster.restricted_to(h.name for h in self.cluster.hosts if h.name != other.name), host)
+            for other in self.cluster.hosts
+            if other.name != host.name
+        ]
+        variants.append(facts_for_host(self.cluster.restricted_to([host.name]), host))
+        keys = [{fact.key for fact in variant} for variant in variants]
+        return [fact for fact in facts_for_host(self.cluster, host) if all(fact.key in k for k in keys)]
 
     def shared(self, key: str, compute: Callable[[], T]) -> T:
         """A value computed once per session (a client, a gate); a ProbeError is cached too."""
         with self._lock:
             if key in self._shared_errors:
-                raise self._shared_errors[key]
+                error = self._shared_errors[key]
+                raise error.again() if isinstance(error, HostUnreachable) else error
             if key not in self._shared:
                 try:
                     self._shared[key] = compute()
@@ -116,6 +217,14 @@ class Session:
         return HostContext(self, host)
 
 
+def _in_parallel(work: Callable[[HostSpec], None], hosts: list[HostSpec]) -> None:
+    """One thread per host (a host that does not answer costs one timeout, not one per host)."""
+    if not hosts:
+        return
+    with ThreadPoolExecutor(max_workers=len(hosts), thread_name_prefix="kubeproof-host") as pool:
+        list(pool.map(work, hosts))
+
+
 class HostContext:
     """What a probe gets: its host, the cluster, facts of any host, and a record of what it used."""
 
@@ -126,12 +235,16 @@ class HostContext:
         self._used: list[FactRecord] = []
         self._sources: list[str] = []
         self._evidence: list[dict[str, Any]] = []
+        self._notes: list[str] = []
 
     def fact(self, fact: Fact[T], host: HostSpec | str | None = None) -> T:
         target = self.host if host is None else (self.cluster.host(host) if isinstance(host, str) else host)
         facts = self.session.facts(target)
         try:
             return facts.get(fact)
+        except HostUnreachable as exc:
+            self.session.note_unreachable(exc)
+            raise
         finally:
             record = facts.record(fact.name)
             if record is not None and record not in self._used:
@@ -144,10 +257,48 @@ class HostContext:
         if evidence is not None:
             self._evidence.append(evidence)
 
+    # -- hosts that do not answer: rows that need one error with it, rows that need any host skip it
+
+    def require_reachable(self, host: HostSpec | str | None = None) -> None:
+        """Raise ``<host> unreachable: <reason>`` when the host (this one by default) is down."""
+        self.session.require_reachable(self.host if host is None else host)
+
+    def note_skipped(self, host: HostSpec | str | HostUnreachable, instead: str = "") -> None:
+        """Say in the observation that a down host was left out (and what was done instead)."""
+        down = host if isinstance(host, HostUnreachable) else self.session.unreachable(host)
+        if down is not None:
+            note = f"{down.host} skipped: {down.reason}" + (f"; {instead}" if instead else "")
+            if note not in self._notes:
+                self._notes.append(note)
+
+    def reachable(self, hosts: Iterable[HostSpec]) -> list[HostSpec]:
+        """The hosts that answer, for a probe that needs some of them; each one left out is noted."""
+        answering = []
+        for host in hosts:
+            if self.session.unreachable(host) is None:
+                answering.append(host)
+            else:
+                self.note_skipped(host)
+        return answering
+
+    def first_reachable(self, hosts: Sequence[HostSpec]) -> HostSpec:
+        """The first of these hosts that answers (the ones before it noted as skipped); when none
+        does, the first one's HostUnreachable. ``hosts`` must not be empty."""
+        first_down: HostUnreachable | None = None
+        for host in hosts:
+            down = self.session.unreachable(host)
+            if down is None:
+                return host
+            self.note_skipped(down)
+            first_down = first_down or down
+        if first_down is None:
+            raise ValueError("first_reachable() needs at least one host")
+        raise first_down.again()
+
     def observation(self, value: Any, diagnosis: Iterable[str] = ()) -> Observation:
         sources = [f"{r.host}$ {r.command}" for r in self._used] + self._sources
         evidence = [r.evidence() for r in self._used] + self._evidence
-        return Observation(value, tuple(sources), tuple(evidence), tuple(diagnosis))
+        return Observation(value, tuple(sources), tuple(evidence), (*diagnosis, *self._notes))
 
 
 def inventory_context(cluster: Cluster, host: HostSpec) -> dict[str, Any]:

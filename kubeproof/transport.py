@@ -8,8 +8,10 @@ host so the evidence can show what the run cost, and how each host's key was tre
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import socket
 import stat
 import threading
 import time
@@ -21,6 +23,7 @@ from typing import Any
 
 import paramiko
 import testinfra.host
+from paramiko.ssh_exception import NoValidConnectionsError
 from testinfra.backend.paramiko import ParamikoBackend
 
 from kubeproof.inventory import Cluster, HostSpec, parse_host_spec
@@ -34,9 +37,34 @@ class ProbeError(Exception):
         self.reason = reason
         super().__init__(f"{host}: {reason}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the default would call __init__ with the one formatted message
+        return type(self), (self.host, self.reason)
+
 
 class HostUnreachable(ProbeError):
-    pass
+    """The host does not answer over SSH: the reason reads ``<host> unreachable: <cause>``.
+
+    The host is named in the reason itself because rows on OTHER hosts that need this one's data
+    error with it too, and their report names only their own host. ``marked_down``: the transport
+    will not try the host again in this session; every later use raises the same reason at once.
+    """
+
+    def __init__(self, host: str, cause: str, marked_down: bool = False):
+        self.cause = cause
+        self.marked_down = marked_down
+        super().__init__(host, f"{host} unreachable: {cause}")
+
+    def __str__(self) -> str:
+        return self.reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.host, self.cause, self.marked_down)
+
+    def again(self) -> HostUnreachable:
+        """The same error as a new exception object (one raised from many threads at once
+        would share, and keep rewriting, one traceback)."""
+        return HostUnreachable(self.host, self.cause, self.marked_down)
 
 
 SSH_CONNECTIONS = frozenset({"paramiko", "ssh", "safe-ssh"})
@@ -62,9 +90,10 @@ class HostStats:
     login: str = ""
     sudo: bool = False  # every command ran under `sudo -n` (the report shows "vagrant via sudo")
     host_key: str = ""
+    unreachable: str = ""  # why the host was marked down for the session ("" while it answers)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        values: dict[str, Any] = {
             "ssh_connections": self.connections,
             "remote_commands": self.commands,
             "remote_command_seconds": round(self.command_seconds, 3),
@@ -72,6 +101,9 @@ class HostStats:
             "login": f"{self.login} via sudo" if self.login and self.sudo else self.login,
             "host_key": self.host_key,
         }
+        if self.unreachable:
+            values["unreachable"] = self.unreachable
+        return values
 
 
 @dataclass(frozen=True)
@@ -167,12 +199,31 @@ class StrictParamikoBackend(ParamikoBackend):  # type: ignore[misc]
 
     testinfra's own backend accepts every unknown key (WarningPolicy) and never reads known_hosts;
     this one follows StrictHostKeyChecking from the ssh_config and is strict without one.
+
+    It also keeps the session's verdict on the host: a connection attempt that fails (no TCP
+    answer, no SSH banner, a rejected host key, a refused login) marks the host down, and every
+    later use raises the same HostUnreachable at once, with no new attempt. An open session that
+    breaks is reconnected once per session; the second loss marks the host down too.
     """
 
-    def __init__(self, hostspec: str, *, stats: HostStats, known_hosts: Path | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        hostspec: str,
+        *,
+        stats: HostStats,
+        known_hosts: Path | None = None,
+        inventory_name: str | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(hostspec, **kwargs)
         self.stats = stats
         self.known_hosts = known_hosts
+        # the inventory name errors carry: the spec may dial an address (paramiko://root@192.168.61.22)
+        self.inventory_name: str = inventory_name or self.host.name
+        self.down: HostUnreachable | None = None
+        self._sessions_lost = 0
+        # one connection attempt at a time: threads that wait behind a failing attempt get its verdict
+        self._connect_lock = threading.Lock()
 
     def _ssh_options(self) -> dict[str, Any]:
         if not self.ssh_config:
@@ -195,7 +246,7 @@ class StrictParamikoBackend(ParamikoBackend):  # type: ignore[misc]
         if not policy.readable_files:
             files = ", ".join(str(p) for p in policy.known_hosts)
             raise HostUnreachable(
-                self.host.name,
+                self.inventory_name,
                 f"host key cannot be verified: no known_hosts file ({files}); record the host keys first, "
                 "or set StrictHostKeyChecking accept-new in the ssh_config",
             )
@@ -204,15 +255,33 @@ class StrictParamikoBackend(ParamikoBackend):  # type: ignore[misc]
 
     @property
     def client(self) -> paramiko.SSHClient:  # type: ignore[override]
-        cached = self.__dict__.get("_strict_client")
-        if cached is not None:
-            return cached  # type: ignore[no-any-return]
+        """The open SSH client, connected on first use; a host marked down raises at once."""
+        with self._connect_lock:
+            if self.down is not None:
+                raise self.down.again()
+            cached = self.__dict__.get("_strict_client")
+            if cached is not None:
+                return cached  # type: ignore[no-any-return]
+            try:
+                client = self._connect()
+            except HostUnreachable as exc:
+                raise self._mark_down(exc.cause) from None
+            self.__dict__["_strict_client"] = client
+            return client
+
+    @client.deleter
+    def client(self) -> None:
+        self._forget_client()
+
+    def _connect(self) -> paramiko.SSHClient:
         policy = self.host_key_policy()
         client = self._prepare_client(policy)
         cfg: dict[str, Any] = {
             "hostname": self.host.name,
             "port": int(self.host.port) if self.host.port else 22,
             "username": self.host.user,
+            # TCP connect, banner, key exchange and login each get the --ssh-timeout; a host whose
+            # kernel accepts TCP but whose sshd is frozen (a paused VM or container) fails at the banner
             "timeout": self.timeout,
             "banner_timeout": self.timeout,
             "auth_timeout": self.timeout,
@@ -235,24 +304,107 @@ class StrictParamikoBackend(ParamikoBackend):  # type: ignore[misc]
             cfg["key_filename"] = self.ssh_identity_file
         self.stats.connections += 1
         self.stats.host_key = policy.mode
+        started = time.monotonic()
         try:
             client.connect(**cfg)
-        except paramiko.BadHostKeyException as exc:
-            raise HostUnreachable(
-                self.host.name, f"host key for {cfg['hostname']} does not match known_hosts ({exc})"
-            ) from None
-        except paramiko.SSHException as exc:
-            raise HostUnreachable(self.host.name, f"SSH to {cfg['hostname']}:{cfg['port']} failed: {exc}") from None
-        except (TimeoutError, OSError) as exc:
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise HostUnreachable(self.host.name, f"cannot reach {cfg['hostname']}:{cfg['port']}: {reason}") from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            transport = client.get_transport()
+            banner = transport.remote_version if transport is not None else ""
+            # the half-open transport's thread would otherwise keep reading the silent socket
+            client.close()
+            failure = ConnectFailure(
+                f"{cfg['hostname']}:{cfg['port']}",
+                str(cfg.get("username") or ""),
+                self.timeout,
+                time.monotonic() - started,
+                banner,
+            )
+            raise HostUnreachable(self.inventory_name, failure.describe(exc)) from None
         self.stats.login = str(cfg.get("username") or "")
-        self.__dict__["_strict_client"] = client
         return client
 
-    @client.deleter
-    def client(self) -> None:
-        self.__dict__.pop("_strict_client", None)
+    def _mark_down(self, cause: str) -> HostUnreachable:
+        """No further attempt in this session: every later use raises this at once."""
+        if self.down is None:
+            self.down = HostUnreachable(self.inventory_name, cause, marked_down=True)
+            self.stats.unreachable = cause
+        self._forget_client()
+        return self.down.again()
+
+    def session_lost(self, cause: str, broken: paramiko.Transport | None = None) -> HostUnreachable:
+        """An open session broke: forget it. The next use reconnects, once per session; a second
+        loss marks the host down (a host that comes and goes must not cost a timeout per row).
+
+        ``broken``: the transport that failed. Threads that saw the same session break count once:
+        when it is no longer the current one, its loss was counted already.
+        """
+        with self._connect_lock:
+            if self.down is not None:
+                return self.down.again()
+            current = self.__dict__.get("_strict_client")
+            if broken is not None and (current is None or current.get_transport() is not broken):
+                return HostUnreachable(self.inventory_name, cause)
+            self._forget_client()
+            self._sessions_lost += 1
+            if self._sessions_lost > 1:
+                return self._mark_down(f"{cause} (lost again after one reconnect)")
+            return HostUnreachable(self.inventory_name, cause)
+
+    def _forget_client(self) -> None:
+        client = self.__dict__.pop("_strict_client", None)
+        if client is not None:
+            with contextlib.suppress(Exception):  # closing what already broke may raise anything
+                client.close()
+
+
+@dataclass(frozen=True)
+class ConnectFailure:
+    """What a failed connection attempt tells about the host, in the words of the report."""
+
+    address: str  # host:port as dialled
+    user: str
+    timeout: float
+    elapsed: float
+    banner: str  # the server's SSH banner, "" when none arrived
+
+    def describe(self, exc: BaseException) -> str:
+        if isinstance(exc, paramiko.BadHostKeyException):
+            return f"host key of {self.address} rejected: it does not match known_hosts ({exc})"
+        if isinstance(exc, paramiko.AuthenticationException):
+            return f"authentication failed as {self.user or '(no user)'}: {exc}"
+        if isinstance(exc, paramiko.SSHException) and "known_hosts" in str(exc):
+            return f"host key of {self.address} rejected: {exc}"  # RejectPolicy: an unknown key
+        timed_out = self.elapsed >= self.timeout * 0.9
+        if isinstance(exc, (paramiko.SSHException, EOFError)):
+            if not self.banner:
+                if timed_out:
+                    return f"no SSH banner within {self.timeout:g} s ({self.address} accepted the TCP connection)"
+                return f"no SSH banner from {self.address}: " + (str(exc) or "the connection closed")
+            if timed_out:
+                return f"SSH negotiation with {self.address} did not finish within {self.timeout:g} s"
+            return f"SSH to {self.address} failed: {exc}"
+        if isinstance(exc, socket.gaierror):
+            return f"cannot reach {self.address}: cannot resolve the name ({exc.strerror})"
+        if isinstance(exc, TimeoutError):
+            return f"cannot reach {self.address}: no TCP answer within {self.timeout:g} s"
+        if isinstance(exc, NoValidConnectionsError):
+            # address -> the socket error of that attempt (ECONNREFUSED, EHOSTUNREACH)
+            reasons = sorted({getattr(error, "strerror", None) or str(error) for error in exc.errors.values()})
+            return f"cannot reach {self.address}: {'; '.join(reasons) or exc}"
+        assert isinstance(exc, OSError)
+        return f"cannot reach {self.address}: {exc.strerror or exc or type(exc).__name__}"
+
+
+def session_failure(exc: BaseException, timeout: float) -> str:
+    """Why an open session broke, without paramiko's internal wording ("No existing session")."""
+    text = str(exc)
+    if isinstance(exc, EOFError) or text in ("SSH session not active", "No existing session"):
+        return "the SSH session closed"
+    if "Timeout opening channel" in text:
+        return f"the SSH session stopped answering (no channel within {timeout:g} s)"
+    if isinstance(exc, OSError):
+        return f"the SSH session broke: {exc.strerror or text or type(exc).__name__}"
+    return f"the SSH session failed: {text or type(exc).__name__}"
 
 
 def _truthy(value: str | None) -> bool:
@@ -296,6 +448,7 @@ class Connection:
         self.backend = StrictParamikoBackend(
             netloc,
             stats=self.stats,
+            inventory_name=spec.name,
             ssh_config=config,
             ssh_identity_file=identity,
             timeout=int(parsed.params.get("timeout", timeout)),
@@ -312,17 +465,33 @@ class Connection:
 
     # -- exec
 
+    @property
+    def unreachable(self) -> HostUnreachable | None:
+        """Why this host was marked down for the session; None while it answers (or was never tried)."""
+        return self.backend.down
+
+    def connect(self) -> None:
+        """Open the SSH session now; a HostUnreachable says why it cannot be (then and ever after)."""
+        with self._lock:
+            self._open_transport()
+
+    def _open_transport(self) -> paramiko.Transport:
+        """The live transport of the session (call with the lock held): reconnected once when it ended."""
+        transport = self.backend.client.get_transport()
+        if transport is None or not transport.is_active():
+            lost = self.backend.session_lost("the SSH session had closed", transport)
+            if lost.marked_down:
+                raise lost
+            transport = self.backend.client.get_transport()
+            if transport is None:
+                raise self.backend.session_lost("the SSH session closed as it opened")
+        return transport
+
     def _exec(self, command: str, stdin: bytes | Path | None, timeout: float) -> tuple[int, bytes, bytes, float]:
         started = time.time()
         wire = self.wrap(command)
         with self._lock:
-            client = self.backend.client
-            transport = client.get_transport()
-            if transport is None or not transport.is_active():
-                del self.backend.client
-                client = self.backend.client
-                transport = client.get_transport()
-            assert transport is not None
+            transport = self._open_transport()
             try:
                 channel = transport.open_session(timeout=self.backend.timeout)
                 channel.settimeout(timeout)
@@ -349,8 +518,9 @@ class Connection:
                 rc = channel.recv_exit_status()
                 channel.close()
             except (paramiko.SSHException, OSError, EOFError) as exc:
-                del self.backend.client
-                raise HostUnreachable(self.name, f"SSH session failed: {exc}") from None
+                if isinstance(exc, OSError) and exc.filename is not None:
+                    raise  # a local file to stream could not be read: not the host's doing
+                raise self.backend.session_lost(session_failure(exc, self.backend.timeout), transport) from None
             finally:
                 self.stats.commands += 1
                 self.stats.command_seconds += time.time() - started
@@ -381,14 +551,24 @@ class Connection:
 
     @contextmanager
     def sftp(self) -> Iterator[paramiko.SFTPClient]:
+        """An SFTP session; a broken SSH session is a HostUnreachable, as for commands."""
         with self._lock:
-            client = self.backend.client
+            transport = self._open_transport()
             self.stats.commands += 1
-            sftp = client.open_sftp()
+            try:
+                sftp = paramiko.SFTPClient.from_transport(transport)
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                raise self.backend.session_lost(session_failure(exc, self.backend.timeout), transport) from None
+            if sftp is None:  # the session is fine; the server has no SFTP subsystem
+                raise ProbeError(self.name, "the SSH server refused an SFTP channel (no sftp subsystem?)")
         try:
             yield sftp
+        except (paramiko.SSHException, EOFError, ConnectionError, TimeoutError) as exc:
+            # a remote file's own errors (missing, permission) are IOErrors with an errno: not these
+            raise self.backend.session_lost(session_failure(exc, self.backend.timeout), transport) from None
         finally:
-            sftp.close()
+            with contextlib.suppress(Exception):  # closing what already broke may raise anything
+                sftp.close()
 
     def read_file(self, path: str) -> bytes | None:
         """The bytes of a remote file, or None when it does not exist."""
@@ -406,6 +586,8 @@ class Connection:
                     return handle.read()
             except FileNotFoundError:
                 return None
+            except PermissionError as exc:
+                raise ProbeError(self.name, f"cannot read {path}: {exc.strerror or exc}") from None
 
     def _sudo_install(self, path: str, data: bytes | Path, mode: int) -> None:
         temporary = f"{path}.kubeproof-tmp"
@@ -443,10 +625,7 @@ class Connection:
         self.stats.bytes_sent += local.stat().st_size
 
     def close(self) -> None:
-        client = self.backend.__dict__.get("_strict_client")
-        if client is not None:
-            client.close()
-            del self.backend.client
+        del self.backend.client
 
 
 def _send(channel: paramiko.Channel, data: bytes | Path) -> int:
@@ -489,6 +668,12 @@ class Transport:
                 )
                 self._connections[spec.name] = conn
             return conn
+
+    def unreachable(self) -> dict[str, HostUnreachable]:
+        """Hosts marked down in this session, with why (no further attempt is made to reach them)."""
+        with self._lock:
+            connections = list(self._connections.values())
+        return {conn.name: down for conn in connections if (down := conn.unreachable) is not None}
 
     def stats(self) -> dict[str, dict[str, Any]]:
         return {name: conn.stats.as_dict() for name, conn in sorted(self._connections.items())}

@@ -77,6 +77,8 @@ def _row_document(row: ResultRow) -> dict[str, Any]:
         "observed": row.observed,
         "remediation": row.remediation,
         "reason": row.reason,
+        "caused_by": row.caused_by_key or None,
+        "caused_by_text": row.caused_by or None,
         "sources": list(row.sources),
         "diagnosis": list(row.diagnosis),
         "nodeid": row.nodeid,
@@ -154,7 +156,10 @@ def write_evidence_bundle(
             name, serial = f"{stem}-{serial}.json", serial + 1
         taken.add(name)
         _write_json(evidence_dir / name, _row_document(row))
-        index.append({"key": row.key, "host": row.host, "outcome": row.outcome, "file": f"{EVIDENCE_DIR}/{name}"})
+        entry = {"key": row.key, "host": row.host, "outcome": row.outcome, "file": f"{EVIDENCE_DIR}/{name}"}
+        if row.caused_by_key:
+            entry["caused_by"] = row.caused_by_key
+        index.append(entry)
 
     _write_json(
         evidence_dir / SESSION_FILE,

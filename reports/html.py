@@ -64,6 +64,8 @@ code, pre {{ font: 12px/1.4 ui-monospace, monospace; white-space: pre-wrap; word
 details dl dt {{ font-weight: 600; margin-top: 0.4em; }}
 details dl dd {{ margin-left: 1em; }}
 .reason {{ font-style: italic; }}
+.caused-by {{ font-weight: 600; }}
+#root-causes li {{ margin: 0.2em 0; }}
 p.warning {{ background: #fff8c5; border: 1px solid #d4a72c; padding: 0.4em 0.6em; font-weight: 600; }}
 label {{ margin-right: 1em; }}
 {colours}
@@ -91,11 +93,12 @@ def _header(meta: Mapping[str, Any], rows: Sequence[ResultRow]) -> list[str]:
     parts = [f"<h1>kubeproof report: {_e(cluster)}</h1>"]
     # Warnings about the run itself (e.g. unverified host keys) come before anything it found.
     parts += [f'<p class="warning" role="alert">WARNING: {_e(w)}</p>' for w in meta.get("warnings") or ()]
+    parts += _root_causes(meta.get("root_causes") or ())
     parts.append('<dl class="meta">')
     parts += [
         f"<dt>{_e(key)}</dt><dd>{_e(_meta_value(key, value))}</dd>"
         for key, value in meta.items()
-        if key != "warnings" and value not in ("", None, [], ())
+        if key not in ("warnings", "root_causes") and value not in ("", None, [], ())
     ]
     parts.append("</dl>")
     parts.append(
@@ -103,6 +106,32 @@ def _header(meta: Mapping[str, Any], rows: Sequence[ResultRow]) -> list[str]:
         + " ".join(f'<span class="o-{name}">{_e(name)}: {totals[name]}</span>' for name in OUTCOMES)
         + f" of {len(rows)} results</p>"
     )
+    return parts
+
+
+def _row_anchor(key: str, host: str) -> str:
+    return "row-" + "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in f"{key}@{host}")
+
+
+def _root_causes(causes: Iterable[Mapping[str, Any]]) -> list[str]:
+    """What the reader needs first on a broken cluster: the few rows everything else follows from."""
+    causes = list(causes)
+    if not causes:
+        return []
+    parts = ['<section id="root-causes">', f"<h2>Root causes ({len(causes)})</h2>", "<ol>"]
+    for cause in causes:
+        count = int(cause.get("consequences") or 0)
+        follow = {0: "no other row follows from it", 1: "1 row follows from it"}.get(
+            count, f"{count} rows follow from it"
+        )
+        label = f"[{cause.get('key')}] {cause.get('host')}"
+        target = _row_anchor(str(cause.get("key")), str(cause.get("host")))
+        parts.append(
+            f'<li><a href="#{target}"><strong>{_e(label)}</strong></a>: {_e(cause.get("text", ""))}'
+            f' <span class="o-{_e(cause.get("outcome", "failed"))}">{_e(cause.get("outcome", ""))}</span>;'
+            f" {_e(follow)}</li>"
+        )
+    parts += ["</ol>", "</section>"]
     return parts
 
 
@@ -193,8 +222,13 @@ def _results(rows: Sequence[ResultRow]) -> list[str]:
         observed = f"<code>{_e(row.observed)}</code>" if row.observed else ""
         if row.reason and row.outcome in ("error", "skipped"):
             observed += f'<div class="reason">{_e(row.reason)}</div>'
+        if row.caused_by:
+            key, _, host = row.caused_by_key.partition("@")
+            observed = (
+                f'<div class="caused-by"><a href="#{_row_anchor(key, host)}">{_e(row.caused_by)}</a></div>' + observed
+            )
         parts.append(
-            f'<tr class="row-{_e(row.outcome)}">'
+            f'<tr id="{_row_anchor(row.key, row.host)}" class="row-{_e(row.outcome)}">'
             f"<td>{_e(row.key)}</td><td>{_e(row.host)}</td>"
             f'<td class="o-{_e(row.outcome)}">{_e(row.outcome)}</td>'
             f"<td>{_e(row.expected)}</td><td>{observed}</td>"

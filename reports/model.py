@@ -93,6 +93,9 @@ class ResultRow:
     started: float | None = None
     duration: float | None = None
     evidence: tuple[EvidenceItem, ...] = ()
+    # The root cause this row follows from ("caused by [PKI-E-03] master01: ..."); "" for a root.
+    caused_by: str = ""
+    caused_by_key: str = ""  # "PKI-E-03@master01": the row it names
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> ResultRow:
@@ -137,12 +140,20 @@ class ResultRow:
             started=_number(record.get("started")),
             duration=_number(record.get("duration")),
             evidence=tuple(EvidenceItem.from_record(item) for item in record.get("evidence") or ()),
+            caused_by=_text((record.get("caused_by") or {}).get("text")),
+            caused_by_key=_cause_key(record.get("caused_by")),
         )
 
     @property
     def section_name(self) -> str:
         """The section, or the ID's prefix when the record carries none (e.g. "PKI-E" for "PKI-E-03")."""
         return self.section or self.id.rsplit("-", 1)[0]
+
+
+def _cause_key(link: Any) -> str:
+    if not isinstance(link, Mapping) or not link.get("key"):
+        return ""
+    return f"{link['key']}@{link.get('host', '')}"
 
 
 def as_rows(rows: Iterable[ResultRow | Mapping[str, Any]]) -> list[ResultRow]:

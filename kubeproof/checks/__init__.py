@@ -150,6 +150,9 @@ class Check:
     part: str = ""
     kind: str = "invariant"
     severity: str = "medium"
+    # Seconds a failing observation of state that legitimately moves (a leader lease, node Ready,
+    # the raft term) is re-probed before the row fails; 0: judged once.
+    settle: int = 0
 
     @property
     def key(self) -> str:
@@ -187,8 +190,9 @@ class CatalogueError(ValueError):
 
 _ROW_KEYS = {
     "id", "text", "section", "guide", "roles", "probe", "comparator", "expected",
-    "remediation", "part", "kind", "severity",
+    "remediation", "part", "kind", "severity", "settle",
 }  # fmt: skip
+MAX_SETTLE_SECONDS = 120
 _ID_PATTERN = re.compile(r"[A-Z]+(?:-[A-Z])?-\d{2}")
 
 
@@ -225,6 +229,11 @@ def parse_catalogue(text: str, source: str, known_probes: Iterable[str] | None =
         severity = str(entry.get("severity", "medium"))
         if severity not in SEVERITIES:
             raise CatalogueError(f"{where}: severity must be one of {sorted(SEVERITIES)}")
+        settle = entry.get("settle", 0)
+        if not isinstance(settle, int) or isinstance(settle, bool) or not 0 <= settle <= MAX_SETTLE_SECONDS:
+            raise CatalogueError(
+                f"{where}: settle must be whole seconds from 0 to {MAX_SETTLE_SECONDS}, not {settle!r}"
+            )
         probe = str(entry["probe"])
         if probes is not None and probe.partition("(")[0].strip() not in probes:
             raise CatalogueError(f"{where}: no probe named {probe!r}")
@@ -242,6 +251,7 @@ def parse_catalogue(text: str, source: str, known_probes: Iterable[str] | None =
                 part=str(entry.get("part", "")),
                 kind=kind,
                 severity=severity,
+                settle=settle,
             )
         )
     keys = [r.key for r in rows]

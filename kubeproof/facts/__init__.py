@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from kubeproof.redact import redact
-from kubeproof.transport import Connection, ProbeError
+from kubeproof.transport import Connection, HostUnreachable, ProbeError
 
 T = TypeVar("T")
 
@@ -45,6 +45,11 @@ class Fact(Generic[T]):
     command: str
     parse: Callable[[Raw], T]
     requires: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str, tuple[str, ...]]:
+        """What makes two facts the same remote work (the parser may be a new closure each time)."""
+        return self.name, self.command, self.requires
 
 
 @dataclass(frozen=True)
@@ -156,7 +161,13 @@ class HostFacts:
             return
         nonce = "KP" + secrets.token_hex(6)
         script = build_batch_script(list(unique.values()), nonce)
-        result = self.connection.run("sh -c " + shlex.quote(script), timeout=180)
+        try:
+            result = self.connection.run("sh -c " + shlex.quote(script), timeout=180)
+        except HostUnreachable as exc:
+            if exc.marked_down:  # down for the session: these facts will not come; say so at once next time
+                for name in unique:
+                    self._errors.setdefault(name, exc)
+            raise
         self.batches += 1
         frames = split_batch_output(result.stdout, nonce)
         for name, fact in unique.items():
@@ -180,12 +191,12 @@ class HostFacts:
         if fact.name in self._values:
             return self._values[fact.name]  # type: ignore[no-any-return]
         if fact.name in self._errors:
-            raise self._errors[fact.name]
+            raise _raised(self._errors[fact.name])
         if fact.name not in self._records:
             # gather the whole registry with it: the next fact asked for is then already here
             self.gather([fact, *self.registry()])
         if fact.name in self._errors:
-            raise self._errors[fact.name]
+            raise _raised(self._errors[fact.name])
         record = self._records[fact.name]
         if record.rc == 127 and "not installed" in record.stderr:
             error = ProbeError(self.host, record.stderr.strip().removeprefix("kubeproof: "))
@@ -211,3 +222,9 @@ class HostFacts:
         self._records.clear()
         self._values.clear()
         self._errors.clear()
+
+
+def _raised(error: ProbeError) -> ProbeError:
+    """A cached error, to raise again: an unreachable host's as a new object (rows on several
+    threads raise it at once, and one object would share one traceback)."""
+    return error.again() if isinstance(error, HostUnreachable) else error

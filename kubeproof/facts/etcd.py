@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubeproof import layout
+from kubeproof.diagnosis import journal_command, render_service_journal
 from kubeproof.facts import Fact, ParseError, Raw
 from kubeproof.inventory import Cluster, HostSpec
 from kubeproof.session import fact_set
@@ -284,15 +285,17 @@ class ServiceConfig:
         return expand_exec(self.settings.exec_start, self.configured_environment())
 
     def diagnosis(self) -> list[str]:
+        """The state, the known signatures the unit's own journal lines match, and its last own error
+        lines (systemd's bookkeeping left out), at most 12 lines (kubeproof.diagnosis)."""
         props = self.properties
-        lines = [
+        state = (
             f"{self.unit}: {self.state}; Result={props.get('Result', '?')} NRestarts={props.get('NRestarts', '?')}"
             + (" NeedDaemonReload=yes" if props.get("NeedDaemonReload") == "yes" else "")
-        ]
-        if self.journal:
-            lines.append(f"journalctl -u {self.unit} -n {len(self.journal)}:")
-            lines.extend("  " + line for line in self.journal)
-        return lines
+        )
+        return render_service_journal(self.unit or "unknown.service", state, self.journal)
+
+
+ACTIVE_JOURNAL_LINES = 30
 
 
 def service_fact(unit: str, variables: str, journal_match: str = "") -> Fact[ServiceConfig]:
@@ -348,7 +351,13 @@ def service_fact(unit: str, variables: str, journal_match: str = "") -> Fact[Ser
         + environ_filter
         + "; fi; "
         + section("journal")
-        + "journalctl -u \"$u\" -n 5 --no-pager -o short-iso 2>/dev/null | grep -v '^-- '; "
+        # A running unit's recent lines suffice (and every row of the unit carries this fact in its
+        # evidence); a unit that is not running gets the depth its last start needs.
+        + 'if systemctl is-active -q "$u"; then '
+        + journal_command(unit, ACTIVE_JOURNAL_LINES)
+        + "; else "
+        + journal_command(unit)
+        + "; fi; "
     )
     if journal_match:
         script += (

@@ -21,7 +21,9 @@ from kubeproof.facts.master import binary_versions, processes_fact
 from kubeproof.inventory import Cluster, HostSpec
 from kubeproof.session import fact_set
 
-NODE_UNITS = ("kubelet", "kube-proxy")
+# cri-dockerd: the kubelet's container runtime endpoint since dockershim left (v1.24); the guide's
+# era had it inside the kubelet. Without it no pod sandbox is created, whatever the kubelet says.
+NODE_UNITS = ("kubelet", "kube-proxy", "cri-dockerd")
 NODE_BINARIES = ("kubelet", "kube-proxy")
 BOOTSTRAP_KUBECONFIG = layout.K8S_CFG + "/bootstrap.kubeconfig"
 KUBELET_KUBECONFIG = layout.K8S_CFG + "/kubelet.kubeconfig"

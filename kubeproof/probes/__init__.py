@@ -55,6 +55,9 @@ def split_probe_reference(reference: str) -> tuple[str, str]:
 
 def observe(check: Check, context: HostContext) -> Observation:
     name, argument = split_probe_reference(check.probe)
+    # a row about a host that does not answer errors with that, whatever its probe reads: one that
+    # reads only the API would report what the apiserver still believes about the host
+    context.require_reachable()
     result = PROBES[name](context, argument)
     if isinstance(result, Observation):
         return result

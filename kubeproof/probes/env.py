@@ -91,8 +91,13 @@ def _clock_offset(ctx: HostContext, name: str) -> tuple[float, float]:
 
 @probe("clock_deviation")
 def clock_deviation(ctx: HostContext, _: str) -> Observation:
-    """Seconds between this host's clock and the median of all hosts' clocks."""
-    offsets = {h.name: _clock_offset(ctx, h.name) for h in ctx.cluster.hosts}
+    """Seconds between this host's clock and the median of all hosts' clocks.
+
+    The median is the reference, not any one host: a host that does not answer is left out of it
+    (noted), and the other hosts' deviation is still measured.
+    """
+    ctx.require_reachable()
+    offsets = {h.name: _clock_offset(ctx, h.name) for h in ctx.reachable(ctx.cluster.hosts)}
     median = statistics.median(offset for offset, _ in offsets.values())
     mine, uncertainty = offsets[ctx.host.name]
     deviation = round(abs(mine - median), 3)

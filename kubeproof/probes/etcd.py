@@ -10,6 +10,10 @@ Settings checks (ETCD-02..06) read the configuration as written (unit + env file
 whether or not etcd runs; ETCD-06:running compares it with what the process actually runs with.
 When a member does not answer, rows that need its answer error with that root cause; rows about
 the cluster's agreement (ETCD-07, ETCD-08:state, ETCD-09) fail, naming it.
+
+A member whose HOST does not answer over SSH is not asked over TLS either (a frozen host accepts
+TCP and lets every call run into its timeout): rows that need every member error with
+"<host> unreachable: ...", rows that need any member use the others and say which was skipped.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from kubeproof.facts.files import directory_stat
 from kubeproof.inventory import HostSpec
 from kubeproof.probes import probe
 from kubeproof.session import HostContext
-from kubeproof.transport import ProbeError
+from kubeproof.transport import HostUnreachable, ProbeError
 
 T = TypeVar("T")
 
@@ -283,6 +287,19 @@ class MemberAnswer:
 @dataclass
 class ClusterView:
     answers: dict[str, MemberAnswer]
+    unreachable: dict[str, HostUnreachable] = field(default_factory=dict)  # members not asked: host down
+
+    def require_every_member(self) -> None:
+        """For rows about all members' agreement: one that was not asked leaves them undecided."""
+        first_down = next(iter(self.unreachable.values()), None)
+        if first_down is not None:
+            raise first_down.again()
+
+    def answer_of(self, host: HostSpec) -> MemberAnswer:
+        down = self.unreachable.get(host.name)
+        if down is not None:
+            raise down.again()
+        return self.answers[host.name]
 
     def answering(self) -> list[MemberAnswer]:
         return [a for a in self.answers.values() if a.error is None]
@@ -310,6 +327,7 @@ class ClusterView:
                     f"{label}: leader {self.name_of(answer.leader_id) if answer.leader_id else 'none'}, "
                     f"raft term {answer.raft_term}, raft index {answer.raft_index}, version {answer.version}"
                 )
+        lines += [f"{down.host}: not asked: {down.reason}" for down in self.unreachable.values()]
         return lines
 
 
@@ -359,15 +377,19 @@ def _ask(client: Any, host: HostSpec) -> MemberAnswer:
 
 def _view(ctx: HostContext) -> ClusterView:
     etcd = clients.etcd(ctx)  # raises "prerequisite failed" when no member answers at all
+    asked = [h for h in ctx.cluster.etcd_members if h.name in etcd.members]
     ctx.note_source(
         "etcd v3 API over TLS from this machine (Status, MemberList, Alarm, Range 'health'): "
-        + ", ".join(_client_url(h) for h in ctx.cluster.etcd_members)
+        + ", ".join(_client_url(h) for h in asked)
     )
 
     def compute() -> ClusterView:
-        return ClusterView({h.name: _ask(etcd.members[h.name], h) for h in ctx.cluster.etcd_members})
+        return ClusterView({h.name: _ask(etcd.members[h.name], h) for h in asked}, dict(etcd.unreachable))
 
-    return ctx.session.shared("etcd-cluster-view", compute)
+    view = ctx.session.shared("etcd-cluster-view", compute)
+    for down in view.unreachable.values():
+        ctx.note_skipped(down, "its etcd member was not asked")
+    return view
 
 
 def through_any_member(ctx: HostContext, what: str, read: Callable[[Any], T]) -> T:
@@ -375,7 +397,10 @@ def through_any_member(ctx: HostContext, what: str, read: Callable[[Any], T]) ->
     etcd = clients.etcd(ctx)
     errors = []
     for host in ctx.cluster.etcd_members:
-        client = etcd.members[host.name]
+        client = etcd.members.get(host.name)
+        if client is None:  # its host does not answer: the next member may
+            ctx.note_skipped(host, f"{what} read through another member")
+            continue
         _forget_failures(client)
         try:
             value = read(client)
@@ -390,7 +415,7 @@ def through_any_member(ctx: HostContext, what: str, read: Callable[[Any], T]) ->
 @probe("etcd_api_health")
 def etcd_api_health(ctx: HostContext, _: str) -> Observation:
     view = _view(ctx)
-    answer = view.answers[ctx.host.name]
+    answer = view.answer_of(ctx.host)
     problem = answer.error or answer.read_error or answer.alarms_error
     if problem is None:
         own_alarms = [kind for member_id, kind in answer.alarms if member_id == answer.member_id]
@@ -426,7 +451,7 @@ def etcd_member_state(ctx: HostContext, _: str) -> Observation:
     """started (listed, named, answering), or why not."""
     view = _view(ctx)
     listed = _listed_self(ctx, view)
-    answer = view.answers[ctx.host.name]
+    answer = view.answer_of(ctx.host)
     if listed is None:
         value = "not listed"
     elif not listed.name:
@@ -453,6 +478,7 @@ def _silent(view: ClusterView) -> list[str]:
 def etcd_leader_problems(ctx: HostContext, _: str) -> Observation:
     """Exactly one leader, the same for every member, and a listed member."""
     view = _view(ctx)
+    view.require_every_member()
     problems = _silent(view)
     answering = view.answering()
     leaderless = [a.host.etcd_name or a.host.name for a in answering if not a.leader_id]
@@ -472,6 +498,7 @@ def etcd_leader_problems(ctx: HostContext, _: str) -> Observation:
 @probe("etcd_term_problems")
 def etcd_term_problems(ctx: HostContext, _: str) -> Observation:
     view = _view(ctx)
+    view.require_every_member()
     problems = _silent(view)
     terms = {a.raft_term for a in view.answering()}
     if len(terms) > 1:
@@ -485,6 +512,7 @@ def etcd_term_problems(ctx: HostContext, _: str) -> Observation:
 def etcd_raft_index_spread(ctx: HostContext, _: str) -> Observation:
     """Largest difference between the members' raft indexes (read one after another, so never 0 under load)."""
     view = _view(ctx)
+    view.require_every_member()
     indexes = [a.raft_index for a in view.answering()]
     spread = max(indexes) - min(indexes)
     return ctx.observation(spread, view.summary())
@@ -506,7 +534,7 @@ def etcd_alarms(ctx: HostContext, _: str) -> list[str]:
 def etcd_replication_problems(ctx: HostContext, _: str) -> Observation:
     """Write a kubeproof key through this member, read it linearizably through every other, delete it."""
     view = _view(ctx)
-    me = view.answers[ctx.host.name]
+    me = view.answer_of(ctx.host)
     if me.error:
         raise ProbeError(
             ctx.host.name,
@@ -531,6 +559,9 @@ def etcd_replication_problems(ctx: HostContext, _: str) -> Observation:
         except Exception as exc:  # a write needs a quorum: any failure is the finding
             return ctx.observation([f"write through {me.url} failed: {describe_error(exc)}"], view.summary())
         for host in readers:
+            if host.name in view.unreachable:
+                diagnosis.append(f"{host.etcd_name} not read: {view.unreachable[host.name].reason}")
+                continue
             if view.answers[host.name].error:
                 diagnosis.append(f"{host.etcd_name} not read: it does not answer ({view.answers[host.name].error})")
                 continue
@@ -572,9 +603,18 @@ class PeerView:
 
 
 def _peer_view(ctx: HostContext, port: int) -> PeerView:
-    peer = facts.exposure_peer(ctx.cluster, ctx.host)
-    exposure = facts.etcd_exposure(ctx.cluster, peer) if peer is not None else None
-    if peer is None or exposure is None:
+    designated = facts.exposure_peer(ctx.cluster, ctx.host)
+    if designated is None:
+        raise NotApplicable("there is no other host to probe this member's ports from")
+    # any other host will do: among the hosts that answered (the peer facts were gathered so)
+    peer = facts.exposure_peer(ctx.session.peer_cluster, ctx.host)
+    if peer is None or peer.name == ctx.host.name:
+        ctx.require_reachable(designated)
+        raise NotApplicable("there is no other host to probe this member's ports from")
+    if peer.name != designated.name:
+        ctx.note_skipped(designated, f"this member's ports probed from {peer.name} instead")
+    exposure = facts.etcd_exposure(ctx.session.peer_cluster, peer)
+    if exposure is None:
         raise NotApplicable("there is no other host to probe this member's ports from")
     answers = ctx.fact(exposure, peer)
     plain = answers.get(f"http://{ctx.host.address}:{port}/version")

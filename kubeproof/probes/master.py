@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shlex
+import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -18,6 +18,7 @@ from typing import Any
 from kubeproof import layout, x509
 from kubeproof.checks import NotApplicable, Observation
 from kubeproof.clients import KubeClients, kube
+from kubeproof.diagnosis import render_unit_diagnosis, unit_diagnosis_command
 from kubeproof.facts import Fact, Raw
 from kubeproof.facts import master as facts
 from kubeproof.facts import node as node_facts
@@ -58,6 +59,21 @@ def first_master(ctx: HostContext) -> HostSpec:
     return masters[0]
 
 
+def exposure_vantage(ctx: HostContext) -> HostSpec:
+    """The host that probes this master from the network: its designated peer, or where that one
+    does not answer the next one that does (noted). Never the master itself when it has peers:
+    the rows are about what the network sees, and none left answering is the designated peer's error.
+    """
+    designated = facts.exposure_peer(ctx.cluster, ctx.host)
+    # the peer facts were gathered for the hosts that answered at session start
+    peer = facts.exposure_peer(ctx.session.peer_cluster, ctx.host)
+    if peer.name != designated.name:
+        if peer.name == ctx.host.name:
+            ctx.require_reachable(designated)
+        ctx.note_skipped(designated, f"{ctx.host.name} probed from {peer.name} instead")
+    return peer
+
+
 def apiserver_version(ctx: HostContext) -> str:
     """What `kube-apiserver --version` says on the first master (the declared version when it cannot)."""
     master = first_master(ctx)
@@ -83,22 +99,13 @@ def run_once(ctx: HostContext, host: HostSpec, command: str, timeout: float = 30
 
 
 def unit_diagnosis(ctx: HostContext, host: HostSpec, unit: str) -> list[str]:
-    """`systemctl status` head and the last journal lines of a unit: attached to failing rows."""
-    command = (
-        "systemctl status --no-pager -n 0 "
-        + shlex.quote(unit + ".service")
-        + " 2>&1 | head -n 4; echo @journal; journalctl -u "
-        + shlex.quote(unit + ".service")
-        + " -n 5 --no-pager -o short-iso 2>&1"
-    )
+    """A unit's state, the known signatures its own journal lines match, and its last own error lines
+    (systemd's bookkeeping left out), at most 12 lines: attached to failing rows (kubeproof.diagnosis)."""
     try:
-        result = run_once(ctx, host, command)
+        result = run_once(ctx, host, unit_diagnosis_command(unit))
     except ProbeError as exc:
         return [f"{host.name}: {unit}: no diagnosis ({exc.reason})"]
-    status, _, journal = result.stdout.partition("@journal\n")
-    lines = [f"{host.name} {unit} status: {line.strip()}" for line in status.splitlines() if line.strip()]
-    lines += [f"{host.name} journal: {line.rstrip()}" for line in journal.splitlines() if line.strip()]
-    return lines
+    return render_unit_diagnosis(host.name, unit, result.stdout)
 
 
 @dataclass(frozen=True)
@@ -319,7 +326,7 @@ def listening_addresses(ctx: HostContext, port: str) -> Observation:
 
 
 def _served_chain(ctx: HostContext) -> tuple[list[x509.CertInfo], str]:
-    peer = facts.exposure_peer(ctx.cluster, ctx.host)
+    peer = exposure_vantage(ctx)
     chain = ctx.fact(facts.peer_tls(ctx.host), peer)
     where = f"from {peer.name} to {ctx.host.address}:{facts.APISERVER_SECURE_PORT}"
     if not chain.connected:
@@ -418,7 +425,7 @@ def _peer_view(answer: HttpAnswer) -> str:
 @probe("insecure_port_from_peer")
 def insecure_port_from_peer(ctx: HostContext, _: str) -> Observation:
     """What a peer host gets for plain HTTP to <master>:8080 (nothing, when there is no insecure port)."""
-    peer = facts.exposure_peer(ctx.cluster, ctx.host)
+    peer = exposure_vantage(ctx)
     answer = ctx.fact(facts.peer_insecure(ctx.host), peer)
     return ctx.observation(_peer_view(answer), [f"from {peer.name}: {answer.describe()}"])
 
@@ -426,7 +433,7 @@ def insecure_port_from_peer(ctx: HostContext, _: str) -> Observation:
 @probe("insecure_apiserver_endpoints")
 def insecure_apiserver_endpoints(ctx: HostContext, _: str) -> Observation:
     """Plain-HTTP endpoints a peer reaches on the master: :8080, and any non-TLS apiserver listener."""
-    peer = facts.exposure_peer(ctx.cluster, ctx.host)
+    peer = exposure_vantage(ctx)
     found: list[str] = []
     diagnosis: list[str] = []
     answer = ctx.fact(facts.peer_insecure(ctx.host), peer)
@@ -459,7 +466,7 @@ def _listeners_on_process(ctx: HostContext, name: str) -> list[facts.Listener]:
 @probe("anonymous_status")
 def anonymous_status(ctx: HostContext, _: str) -> Observation:
     """The HTTP status an anonymous client on a peer gets for a protected path on 6443."""
-    peer = facts.exposure_peer(ctx.cluster, ctx.host)
+    peer = exposure_vantage(ctx)
     answer = ctx.fact(facts.peer_anonymous(ctx.host), peer)
     if not answer.status:
         raise ProbeError(
@@ -578,6 +585,12 @@ def _etcd_members_unhealthy(ctx: HostContext) -> tuple[list[str], list[str]]:
     """Members whose /health is not true, asked with the running apiserver's own etcd flags."""
     master = first_master(ctx)
     answers = ctx.fact(facts.etcd_health, master)
+    # a member on a host that does not answer: its /health timed out for the reason the host did
+    # (this row needs every member, as ETCD-09 does), so the row errors naming it, at once
+    addresses = {urllib.parse.urlsplit(url).hostname for url in answers}
+    for host in ctx.cluster.hosts:
+        if host.address in addresses:
+            ctx.require_reachable(host)
     problems = []
     diagnosis = []
     for url, answer in answers.items():

@@ -28,7 +28,7 @@ from kubeproof.inventory import HostSpec
 from kubeproof.probes import probe
 from kubeproof.probes.etcd import through_any_member
 from kubeproof.session import HostContext, Session
-from kubeproof.transport import ProbeError
+from kubeproof.transport import HostUnreachable, ProbeError
 
 PROBE_CONTAINER_PREFIX = "kubeproof-probe-"
 PROBE_LABEL = "kubeproof.probe=flannel-08"
@@ -511,6 +511,7 @@ class PingRun:
     start_errors: dict[str, str] = field(default_factory=dict)  # worker -> why no container
     results: dict[str, dict[str, bool]] = field(default_factory=dict)  # worker -> {peer worker: reached}
     commands: list[str] = field(default_factory=list)
+    unreachable: dict[str, HostUnreachable] = field(default_factory=dict)  # worker -> why it took no part
 
 
 def _start_script(name: str, image: str) -> str:
@@ -552,10 +553,18 @@ def run_cross_ping(session: Session) -> PingRun:
     attempted: list[HostSpec] = []
     try:
         for worker in workers:
+            down = session.unreachable(worker)
+            if down is not None:  # the others still ping each other
+                run.unreachable[worker.name] = down
+                continue
             command = _start_script(names[worker.name], cluster.images.test)
             run.commands.append(f"{worker.name}$ {command}")
             attempted.append(worker)  # before running: a half-started container must be removed too
-            result = session.transport.connection(worker).run(command, timeout=60)
+            try:
+                result = session.transport.connection(worker).run(command, timeout=60)
+            except HostUnreachable as exc:
+                run.unreachable[worker.name] = exc
+                continue
             address = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
             try:
                 ipaddress.IPv4Address(address)
@@ -571,7 +580,11 @@ def run_cross_ping(session: Session) -> PingRun:
                 continue
             command = _ping_script(names[worker.name], list(peers.values()))
             run.commands.append(f"{worker.name}$ {command}")
-            result = session.transport.connection(worker).run(command, timeout=30 + 5 * len(peers))
+            try:
+                result = session.transport.connection(worker).run(command, timeout=30 + 5 * len(peers))
+            except HostUnreachable as exc:
+                run.unreachable[worker.name] = exc
+                continue
             reached = {line.split()[0] for line in result.stdout.splitlines() if line.endswith(" ok")}
             run.results[worker.name] = {w: ip in reached for w, ip in peers.items()}
     finally:
@@ -590,6 +603,10 @@ def flannel_cross_node_ping(ctx: HostContext, _: str) -> Observation:
     run = ctx.session.shared("flannel-cross-ping", lambda: run_cross_ping(ctx.session))
     for command in run.commands:
         ctx.note_source(command)
+    if ctx.host.name in run.unreachable:
+        raise run.unreachable[ctx.host.name].again()
+    for down in run.unreachable.values():
+        ctx.note_skipped(down, "no probe container there")
     if ctx.host.name in run.start_errors:
         raise ProbeError(
             ctx.host.name,
@@ -599,6 +616,9 @@ def flannel_cross_node_ping(ctx: HostContext, _: str) -> Observation:
     results = run.results.get(ctx.host.name, {})
     skipped = [f"{w}: no probe container ({error})" for w, error in run.start_errors.items() if w != ctx.host.name]
     if not results:
+        first_down = next(iter(run.unreachable.values()), None)
+        if first_down is not None:  # the only other workers do not answer: say which
+            raise first_down.again()
         raise ProbeError(
             ctx.host.name, "prerequisite failed: no probe container on another worker: " + "; ".join(skipped)
         )
@@ -609,8 +629,12 @@ def flannel_cross_node_ping(ctx: HostContext, _: str) -> Observation:
         for host in [ctx.host, *(ctx.cluster.host(w) for w, ok in results.items() if not ok)]:
             # diagnosis only, not the observation's source: read without recording
             host_facts = ctx.session.facts(host)
-            forward = host_facts.get(facts.forward_chain)
-            flanneld = host_facts.get(facts.flanneld_service)
+            try:
+                forward = host_facts.get(facts.forward_chain)
+                flanneld = host_facts.get(facts.flanneld_service)
+            except ProbeError as exc:
+                diagnosis.append(f"{host.name}: no diagnosis ({exc.reason})")
+                continue
             diagnosis.append(f"{host.name}: iptables {forward[0] if forward else '(no FORWARD chain)'}")
             diagnosis.append(f"{host.name}: {flanneld.journal_match or 'no Using interface line in its journal'}")
     return ctx.observation(unreachable, diagnosis)

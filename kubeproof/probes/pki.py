@@ -195,8 +195,9 @@ def ca_signs_beyond_its_life(ctx: HostContext, reference: str) -> list[str]:
 
 @probe("differs_from_first_member")
 def differs_from_first_member(ctx: HostContext, names: str) -> list[str]:
-    """Files (in /opt/etcd/ssl) whose bytes differ from the first etcd member's copy."""
-    reference = ctx.cluster.etcd_members[0]
+    """Files (in /opt/etcd/ssl) whose bytes differ from the first etcd member's copy (the first
+    that answers: any member's copy is the reference when all must be the same)."""
+    reference = ctx.first_reachable(ctx.cluster.etcd_members)
     differing = []
     for name in names.split(","):
         path = f"{layout.ETCD_SSL}/{name.strip()}"
@@ -259,7 +260,8 @@ def ca_distinct_from_etcd_ca(ctx: HostContext, _: str) -> str:
     kubernetes_ca = _cert(ctx, layout.K8S_SSL + "/ca.pem")
     if isinstance(kubernetes_ca, Missing):
         return str(kubernetes_ca)
-    etcd_host = next((h for h in ctx.cluster.etcd_members if h.name == ctx.host.name), ctx.cluster.etcd_members[0])
+    own = [h for h in ctx.cluster.etcd_members if h.name == ctx.host.name]
+    etcd_host = own[0] if own else ctx.first_reachable(ctx.cluster.etcd_members)  # any member has the etcd CA
     etcd_text = _pem(ctx, layout.ETCD_SSL + "/ca.pem", etcd_host)
     if isinstance(etcd_text, Missing):
         return "distinct (no etcd CA found to compare)"

@@ -10,6 +10,11 @@ created; the workload deletes its namespace when the session closes (also after 
 Ctrl-C: the session fixture's finaliser closes shared values); SMOKE-06 deletes it explicitly,
 waits until the namespace is gone and then checks that nothing of any run is left.
 
+A worker whose host does not answer over SSH takes no part: the DaemonSet keeps off it (a pod
+bound to a frozen kubelet would neither start nor ever be deleted, and the namespace would hang
+in Terminating), rows that need it error with "<host> unreachable: ...", and rows that try every
+worker (the Service from each NodePort, ping across) try the others and name it as skipped.
+
 Under pytest-xdist each worker process makes its own namespace (named after the worker): runs are
 told apart by the xdist test-run id, so one worker never deletes another's live workload. One
 kubeproof run at a time per cluster: a second concurrent run's namespaces look like leftovers.
@@ -24,6 +29,7 @@ import shlex
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +41,7 @@ from kubeproof.inventory import HostSpec
 from kubeproof.probes import probe
 from kubeproof.probes.master import ApiAnswer, api_message, call_json
 from kubeproof.session import HostContext, Session
-from kubeproof.transport import ProbeError
+from kubeproof.transport import HostUnreachable, ProbeError
 
 NAMESPACE_PREFIX = "kubeproof-smoke"
 SMOKE_LABEL = "kubeproof.io/smoke"
@@ -98,7 +104,7 @@ class SmokeWorkload:
     worker: str
     clients: KubeClients
     image: str
-    workers: list[str]
+    workers: list[str]  # the workers that answer: the ones the DaemonSet places a pod on
     pods: dict[str, PodState] = field(default_factory=dict)
     cluster_ip: str = ""
     node_port: int = 0
@@ -106,6 +112,7 @@ class SmokeWorkload:
     timings: list[str] = field(default_factory=list)  # how long each step of the creation took
     leftovers_deleted: list[str] = field(default_factory=list)
     removed: bool = False
+    unreachable: dict[str, HostUnreachable] = field(default_factory=dict)  # workers kept out of the workload
     _exec_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- API
@@ -221,8 +228,13 @@ def namespace_manifest(name: str, run: str, worker: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
 
 
-def daemonset_manifest(image: str) -> dict[str, Any]:
-    """One pod per schedulable node, placed by the scheduler; the image's httpd, with a start line to log."""
+def daemonset_manifest(image: str, kept_off: Sequence[str] = ()) -> dict[str, Any]:
+    """One pod per schedulable node, placed by the scheduler; the image's httpd, with a start line to log.
+
+    ``kept_off``: nodes (by their kubernetes.io/hostname label, the inventory name) to place no pod
+    on. A label expression, not a metadata.name field: the DaemonSet controller replaces the
+    matchFields of every term with the node it makes the pod for, but keeps matchExpressions.
+    """
     start = (
         'echo "' + LOG_MARKER + " $POD_NAME on $NODE_NAME serving :" + str(POD_PORT) + '"; '
         "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p " + str(POD_PORT) + " -h /www"
@@ -231,6 +243,16 @@ def daemonset_manifest(image: str) -> dict[str, Any]:
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
     ]
+    placement: dict[str, Any] = {}
+    if kept_off:
+        expression = {"key": "kubernetes.io/hostname", "operator": "NotIn", "values": sorted(kept_off)}
+        placement["affinity"] = {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [expression]}]
+                }
+            }
+        }
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
@@ -240,6 +262,7 @@ def daemonset_manifest(image: str) -> dict[str, Any]:
             "template": {
                 "metadata": {"labels": {APP_LABEL: APP}},
                 "spec": {
+                    **placement,
                     # httpd as PID 1 ignores SIGTERM: do not wait the default 30 s at deletion
                     "terminationGracePeriodSeconds": 1,
                     "automountServiceAccountToken": False,
@@ -380,10 +403,14 @@ def _observe_pods(workload: SmokeWorkload) -> tuple[dict[str, PodState], bool]:
 def _create(ctx: HostContext) -> SmokeWorkload:
     run, worker = run_identity()
     namespace = f"{NAMESPACE_PREFIX}-{run[:8]}" + ("" if worker == "main" else f"-{worker}")
-    workers = [h.name for h in ctx.cluster.workers]
-    if not workers:
+    if not ctx.cluster.workers:
         raise ProbeError(ctx.host.name, "the cluster file has no worker (role node): nothing to smoke-test")
+    unreachable = {h.name: down for h in ctx.cluster.workers if (down := ctx.session.unreachable(h)) is not None}
+    workers = [h.name for h in ctx.cluster.workers if h.name not in unreachable]
+    if not workers:
+        raise next(iter(unreachable.values())).again()
     workload = SmokeWorkload(namespace, run, worker, open_private_kube(ctx), ctx.cluster.images.test, workers)
+    workload.unreachable = unreachable
     _registry(ctx.session)["workload"] = workload
     started = time.monotonic()
 
@@ -396,7 +423,11 @@ def _create(ctx: HostContext) -> SmokeWorkload:
         step("namespace created")
         _wait_for_default_service_account(workload, time.monotonic() + 10)
         step("default service account present")
-        workload.call("POST", f"/apis/apps/v1/namespaces/{namespace}/daemonsets", daemonset_manifest(workload.image))
+        workload.call(
+            "POST",
+            f"/apis/apps/v1/namespaces/{namespace}/daemonsets",
+            daemonset_manifest(workload.image, kept_off=sorted(unreachable)),
+        )
         service = workload.call("POST", f"{workload.base}/services", service_manifest()).body
         step("DaemonSet and Service created")
         workload.cluster_ip = (service.get("spec") or {}).get("clusterIP", "")
@@ -432,6 +463,8 @@ def smoke_workload(ctx: HostContext) -> SmokeWorkload:
     workload = ctx.session.shared("smoke-workload", lambda: _create(ctx))
     if workload.removed:
         raise ProbeError(ctx.host.name, "the smoke workload was already removed (SMOKE-06 runs last)")
+    if ctx.host.name in workload.unreachable:
+        raise workload.unreachable[ctx.host.name].again()
     ctx.note_source(
         f"Kubernetes API: smoke workload in namespace {workload.namespace} (DaemonSet {APP} of {workload.image}, "
         f"NodePort Service {workload.cluster_ip}:{SERVICE_PORT} / :{workload.node_port}; "
@@ -485,6 +518,10 @@ def smoke_ping_unreachable(ctx: HostContext, _: str) -> Observation:
     """Pods on the other workers this worker's pod cannot ping (exec'd through the API)."""
     workload = smoke_workload(ctx)
     others = [name for name in workload.workers if name != ctx.host.name]
+    for down in workload.unreachable.values():
+        ctx.note_skipped(down, "no smoke pod there to ping")
+    if not others and workload.unreachable:  # the only other workers do not answer: say which
+        raise next(iter(workload.unreachable.values())).again()
     if not others:
         raise NotApplicable("a single worker: there is no other node's pod to ping")
     source = _running_pod(ctx, workload, ctx.host.name)
@@ -509,8 +546,13 @@ def smoke_ping_unreachable(ctx: HostContext, _: str) -> Observation:
 def _service_urls(ctx: HostContext, workload: SmokeWorkload) -> list[str]:
     urls = [f"http://{workload.cluster_ip}:{SERVICE_PORT}/"] if workload.cluster_ip else []
     if workload.node_port:
-        # this node's NodePort first, then every other worker's (the Service from any node)
-        ordered: list[HostSpec] = [ctx.host] + [h for h in ctx.cluster.workers if h.name != ctx.host.name]
+        # this node's NodePort first, then every other worker's (the Service from any node), but
+        # none on a worker that does not answer: curl would wait out its retries on a frozen host
+        others = [h for h in ctx.cluster.workers if h.name != ctx.host.name]
+        for host in others:
+            if host.name in workload.unreachable:
+                ctx.note_skipped(workload.unreachable[host.name], f"its NodePort :{workload.node_port} not tried")
+        ordered: list[HostSpec] = [ctx.host] + [h for h in others if h.name not in workload.unreachable]
         urls += [f"http://{h.address}:{workload.node_port}/" for h in ordered]
     return urls
 

@@ -77,6 +77,8 @@ def test_the_wheel_claims_only_the_kubeproof_namespace(wheel: Path) -> None:
     assert {t for t in top_level if not t.endswith(".dist-info")} == {"kubeproof"}, sorted(top_level)
     for data_file in (
         "kubeproof/checks/catalogue/30-etcd.yaml",
+        "kubeproof/checks/causes.yaml",
+        "kubeproof/checks/signatures.yaml",
         "kubeproof/lab/artifacts.lock.json",
         "kubeproof/lab/node/customize.sh",
         "kubeproof/lab/node/files/usr/local/sbin/kubeproof-entrypoint",

@@ -134,7 +134,7 @@ def test_env_faults_fail_with_their_ids_and_recover(cluster: Cluster, transport:
 # ----------------------------------------------------------------------------- PKI
 
 
-def _resign(
+def resign(
     pem: bytes,
     ca_cert_pem: bytes,
     ca_key_pem: bytes,
@@ -142,6 +142,7 @@ def _resign(
     drop_address: str | None = None,
     not_before: dt.datetime | None = None,
     not_after: dt.datetime | None = None,
+    subject: x509.Name | None = None,
 ) -> bytes:
     """The same certificate (same key, subject, usages) re-signed by its CA with one thing wrong."""
     original = x509.load_pem_x509_certificate(pem)
@@ -150,7 +151,7 @@ def _resign(
     assert isinstance(ca_key, rsa.RSAPrivateKey)
     builder = (
         x509.CertificateBuilder()
-        .subject_name(original.subject)
+        .subject_name(subject or original.subject)
         .issuer_name(ca_cert.subject)
         .public_key(original.public_key())
         .serial_number(x509.random_serial_number())
@@ -184,7 +185,7 @@ def test_pki_faults_fail_with_their_ids_and_recover(cluster: Cluster, transport:
     now = dt.datetime.now(dt.UTC)
     try:
         # node01: server.pem expired and without node02's address (PKI-E-03, PKI-E-05, PKI-E-06)
-        broken_server = _resign(
+        broken_server = resign(
             saved_server,
             etcd_ca,
             etcd_ca_key,
@@ -199,7 +200,7 @@ def test_pki_faults_fail_with_their_ids_and_recover(cluster: Cluster, transport:
         ca_end = x509.load_pem_x509_certificate(k8s_ca).not_valid_after_utc
         master.write_file(
             "/opt/kubernetes/ssl/admin.pem",
-            _resign(saved_admin, k8s_ca, k8s_ca_key, not_after=ca_end + dt.timedelta(days=400)),
+            resign(saved_admin, k8s_ca, k8s_ca_key, not_after=ca_end + dt.timedelta(days=400)),
             0o644,
         )
         paths = ["suites/test_02_pki_etcd.py", "suites/test_06_pki_k8s.py", "suites/test_11_security.py"]

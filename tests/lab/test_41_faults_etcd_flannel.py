@@ -41,6 +41,7 @@ from kubeproof.facts.etcd import parse_unit_text
 from kubeproof.facts.network import FLANNEL_CONFIG_KEY, FLANNEL_SUBNETS_PREFIX, FlannelLease, parse_lease
 from kubeproof.inventory import Cluster, HostSpec, load_cluster_file
 from kubeproof.transport import Connection, Transport
+from tests.lab.etcd_commands import etcdctl_command
 from tests.lab.suite_runner import REPO, SuiteRun, run_suites
 
 pytestmark = pytest.mark.lab
@@ -94,16 +95,7 @@ class Lab:
 
     def etcdctl(self, name: str, *args: str) -> str:
         """etcdctl (v3) on a member, against that member's own client URL."""
-        ssl = layout.ETCD_SSL
-        argv = [
-            layout.ETCD_BIN + "/etcdctl",
-            "--cacert=" + ssl + "/ca.pem",
-            "--cert=" + ssl + "/server.pem",
-            "--key=" + ssl + "/server-key.pem",
-            "--endpoints=https://" + self.host(name).address + ":2379",
-            *args,
-        ]
-        return "ETCDCTL_API=3 " + shlex.join(argv)
+        return etcdctl_command([self.host(name).address], *args)
 
     def wait(self, what: str, ready: Callable[[], bool], timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
+from kubeproof.graphs import find_cycle
+
 BOOTSTRAP = Path(__file__).resolve().parents[2] / "bootstrap"
 PACKAGE = "kubeproof.bootstrap"
 # python -m bootstrap puts the folder on sys.path: an import by that name is the same module
@@ -123,31 +125,6 @@ def import_graph() -> dict[str, dict[str, int]]:
             edges.setdefault(target, line)
         graph[name] = edges
     return graph
-
-
-def find_cycle(graph: dict[str, dict[str, int]]) -> list[str] | None:
-    visiting: list[str] = []
-    done: set[str] = set()
-
-    def visit(node: str) -> list[str] | None:
-        if node in visiting:
-            return [*visiting[visiting.index(node) :], node]
-        if node in done:
-            return None
-        visiting.append(node)
-        for target in sorted(graph.get(node, {})):
-            cycle = visit(target)
-            if cycle:
-                return cycle
-        visiting.pop()
-        done.add(node)
-        return None
-
-    for start in sorted(graph):
-        cycle = visit(start)
-        if cycle:
-            return cycle
-    return None
 
 
 def test_every_installer_module_has_a_layer() -> None:

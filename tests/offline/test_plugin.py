@@ -66,7 +66,7 @@ def test_outcomes_ids_and_markers(offline_suite: pytest.Pytester) -> None:
     out = result.stdout.str()
     # every test id names its host; the unreachable host is an error with its reason, not a failure
     assert "test_environment[ENV-03@unreachable01]" in out
-    assert "probe could not run: cannot reach 127.0.0.2:22: Connection refused" in out
+    assert "probe could not run: unreachable01 unreachable: cannot reach 127.0.0.2:22: Connection refused" in out
     outcomes = result.parseoutcomes()
     # ENV-03, ENV-03:unique, ENV-04, ENV-04:fstab on unreachable01, and uniqueness on the reachable
     # host too: it cannot be decided while a peer's hostname is unknown

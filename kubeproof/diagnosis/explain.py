@@ -1,0 +1,230 @@
+"""What a failing row shows about a unit, in at most `MAX_DIAGNOSIS_LINES` lines:
+
+1. the unit's state (one line);
+2. each known signature its journal matched, "matched SIG-X → points to ID: explanation; fix: ...",
+   or "no known signature matched; last own lines:";
+3. the last own error lines of its last run (journal.py says which), never systemd's bookkeeping;
+   repeats are shown once, with how often they occurred; a matched line is always among them.
+
+kubelet's diagnosis reads cri-dockerd's journal too (`COMPANION_UNITS`): kubelet reaches docker
+through it, and when cri-dockerd refuses to start, kubelet's own lines only say the runtime is
+down. A companion contributes only the lines its signatures matched.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from kubeproof.diagnosis.journal import (
+    JOURNAL_LINES,
+    JournalLine,
+    collapse_repeats,
+    journal_command,
+    last_run,
+    own_lines,
+    parse_journal,
+    repeat_key,
+    systemd_notes,
+    unit_file_name,
+    unit_short_name,
+)
+from kubeproof.diagnosis.signatures import (
+    Signature,
+    SignatureError,
+    SignatureMatch,
+    default_signatures,
+    match_signatures,
+)
+
+MAX_DIAGNOSIS_LINES = 12
+MAX_MATCHES_SHOWN = 3
+COMPANION_UNITS: Mapping[str, tuple[str, ...]] = {"kubelet": ("cri-dockerd",)}
+STATE_PROPERTIES = "LoadState,ActiveState,SubState,UnitFileState,Result,NRestarts"
+_SECTION = "@@kp-journal "
+
+
+@dataclass(frozen=True)
+class UnitJournal:
+    unit: str  # the catalogue's name: etcd, kubelet, cri-dockerd
+    lines: tuple[JournalLine, ...]
+
+
+@dataclass(frozen=True)
+class ShownLine:
+    unit: str
+    text: str
+    matched: bool  # a signature matched it: always shown
+    order: tuple[int, int]  # (journal, position): the lines are shown in the order they were logged
+
+
+@dataclass(frozen=True)
+class JournalDiagnosis:
+    matches: tuple[SignatureMatch, ...]
+    candidates: tuple[ShownLine, ...]
+    empty_note: str  # what to say when there is no own line to show
+    problem: str = ""  # the signature catalogue could not be read
+
+    def summary(self) -> list[str]:
+        lines = [match.signature.summary() for match in self.matches[:MAX_MATCHES_SHOWN]]
+        if len(self.matches) > MAX_MATCHES_SHOWN:
+            lines[-1] += f" (and {len(self.matches) - MAX_MATCHES_SHOWN} more signatures)"
+        if not lines:
+            tail = "last own lines:" if self.candidates else self.empty_note
+            lines = ["no known signature matched; " + tail]
+        if self.problem:
+            lines.append(self.problem)
+        return lines
+
+    def select(self, budget: int) -> list[ShownLine]:
+        """The matched lines, then the most recent others, up to ``budget``; in logged order."""
+        matched = [line for line in self.candidates if line.matched]
+        others = [line for line in self.candidates if not line.matched]
+        chosen = sorted(matched, key=lambda line: line.order, reverse=True)[:budget]
+        chosen += sorted(others, key=lambda line: line.order, reverse=True)[: max(budget - len(chosen), 0)]
+        return sorted(chosen, key=lambda line: line.order)
+
+
+def read_unit_journal(unit: str, journal: str | Iterable[str]) -> UnitJournal:
+    return UnitJournal(unit_short_name(unit), tuple(parse_journal(journal)))
+
+
+def _catalogue() -> tuple[Sequence[Signature], str]:
+    try:
+        return default_signatures(), ""
+    except (OSError, SignatureError) as exc:  # a broken catalogue must not cost the row its diagnosis
+        return (), f"signature catalogue unavailable: {exc}"
+
+
+def _worth_showing(line: JournalLine, primary: bool, own: Sequence[JournalLine], hits: set[int]) -> bool:
+    """A matched line always; for the unit diagnosed (not a companion) its own error lines and its
+    last own line, or, when the program said nothing, systemd's notes about it (it could not start)."""
+    if id(line) in hits:
+        return True
+    if not primary:
+        return False
+    if not own:
+        return line.by_systemd and not line.bookkeeping
+    return not line.by_systemd and (line.is_error or line is own[-1])
+
+
+def diagnose(
+    journals: Sequence[UnitJournal], signatures: Sequence[Signature] | None = None, empty_note: str = ""
+) -> JournalDiagnosis:
+    """The signatures each journal's last run matched, and the lines worth showing (first journal:
+    its error lines and last line; a companion: only its matched lines)."""
+    problem = ""
+    if signatures is None:
+        signatures, problem = _catalogue()
+    matches: list[SignatureMatch] = []
+    candidates: list[ShownLine] = []
+    for position, journal in enumerate(journals):
+        run = last_run(journal.lines)
+        own, notes = own_lines(run), systemd_notes(run)
+        found = match_signatures(journal.unit, own, signatures, notes)
+        matches += found
+        hits = {id(match.line) for match in found}
+        matched_keys = {repeat_key(match.line) for match in found}
+        pool = [line for line in run if _worth_showing(line, position == 0, own, hits)]
+        for index, (line, count) in enumerate(collapse_repeats(pool)):
+            text = line.shown() + (f" (logged {count} times)" if count > 1 else "")
+            candidates.append(ShownLine(journal.unit, text, repeat_key(line) in matched_keys, (position, index)))
+    note = empty_note or f"no own lines in the last {JOURNAL_LINES} journal lines"
+    return JournalDiagnosis(tuple(matches), tuple(candidates), note, problem)
+
+
+def render(
+    diagnosis: JournalDiagnosis,
+    *,
+    first: Sequence[str],
+    summary_prefix: str,
+    line_prefix: Callable[[str], str],
+    header: str | None = None,
+    limit: int = MAX_DIAGNOSIS_LINES,
+) -> list[str]:
+    lines = [*first, *(summary_prefix + line for line in diagnosis.summary())]
+    if header is not None and diagnosis.candidates:
+        lines.append(header)
+    budget = max(limit - len(lines), 1)
+    return lines + [line_prefix(shown.unit) + shown.text for shown in diagnosis.select(budget)]
+
+
+# ----------------------------------------------------------------------------- a unit, on demand
+
+
+def unit_diagnosis_command(unit: str) -> str:
+    """The unit's state and its journal (and its companions'): one command, run once per session."""
+    parts = [shlex.join(["systemctl", "show", "--no-pager", "-p", STATE_PROPERTIES, unit_file_name(unit)]) + " 2>&1"]
+    for name in (unit, *COMPANION_UNITS.get(unit_short_name(unit), ())):
+        parts += ["echo " + shlex.quote(_SECTION + name), journal_command(name)]
+    return "; ".join(parts)
+
+
+def parse_unit_diagnosis(stdout: str) -> tuple[dict[str, str], list[UnitJournal]]:
+    """`systemctl show` properties, then each `@@kp-journal NAME` section's journal."""
+    properties: dict[str, str] = {}
+    sections: list[tuple[str, list[str]]] = []
+    for line in stdout.splitlines():
+        if line.startswith(_SECTION):
+            sections.append((line[len(_SECTION) :].strip(), []))
+        elif sections:
+            sections[-1][1].append(line)
+        else:
+            key, sep, value = line.partition("=")
+            properties[key.strip() if sep else "error"] = value if sep else line.strip()
+    return properties, [read_unit_journal(name, lines) for name, lines in sections]
+
+
+def unit_state(properties: Mapping[str, str]) -> str:
+    """`active, enabled; Result=success NRestarts=0`, or what systemctl said instead."""
+    load = properties.get("LoadState", "")
+    if not load:
+        return "state unknown: " + (properties.get("error") or "systemctl show printed nothing")
+    if load != "loaded":
+        return f"not installed ({load})"
+    active = properties.get("ActiveState") or "unknown"
+    if active != "active":
+        active += f" ({properties.get('SubState') or '?'})"
+    return (
+        f"{active}, {properties.get('UnitFileState') or 'unknown'}; "
+        f"Result={properties.get('Result', '?')} NRestarts={properties.get('NRestarts', '?')}"
+    )
+
+
+def render_unit_diagnosis(
+    host: str, unit: str, stdout: str, signatures: Sequence[Signature] | None = None
+) -> list[str]:
+    """What `unit_diagnosis_command` printed, as the failing row's diagnosis lines."""
+    properties, journals = parse_unit_diagnosis(stdout)
+    if not journals:
+        journals = [UnitJournal(unit_short_name(unit), ())]
+    file_name = unit_file_name(unit)
+    diagnosis = diagnose(
+        journals, signatures, f"no own lines in the last {JOURNAL_LINES} lines of journalctl -u {file_name}"
+    )
+    return render(
+        diagnosis,
+        first=[f"{host} {unit} status: {unit_state(properties)}"],
+        summary_prefix=f"{host} {unit}: ",
+        line_prefix=lambda name: f"{host} {name} journal: ",
+    )
+
+
+# ----------------------------------------------------------------------------- a service fact's journal
+
+
+def render_service_journal(
+    unit: str, state_line: str, journal: Iterable[str], signatures: Sequence[Signature] | None = None
+) -> list[str]:
+    """A service fact's state line and journal section (`journal_command` output) as diagnosis lines."""
+    file_name = unit_file_name(unit)
+    command = f"journalctl -u {file_name} -n {JOURNAL_LINES}"
+    diagnosis = diagnose([read_unit_journal(unit, journal)], signatures, f"{command} shows no own lines")
+    return render(
+        diagnosis,
+        first=[state_line],
+        summary_prefix="",
+        line_prefix=lambda _: "  ",
+        header=f"{command}, {unit_short_name(unit)}'s own lines of its last run (systemd's left out):",
+    )

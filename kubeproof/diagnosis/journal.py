@@ -1,0 +1,203 @@
+"""A unit's journal, read for its own lines: what the program said, not what systemd said about it.
+
+`journalctl -u UNIT` mixes two kinds of lines: the program's (its stdout, stderr and journal
+messages) and systemd's about the unit ("Scheduled restart job", "Start request repeated too
+quickly", "Main process exited, code=exited", "Failed with result", "Started/Stopped ...",
+"Consumed ... CPU time"). When a unit crash-loops its last lines are all systemd's, and the
+program's fatal message sits above them. This module keeps the two apart:
+
+* `-o short-iso` lines are `<timestamp> <host> <identifier>[<pid>]: <message>`; those whose
+  identifier is `systemd` are systemd's. An indented line continues the message above it.
+* `-o cat` lines carry no identifier: systemd's are recognised by their texts only (the
+  bookkeeping texts of systemd 252, Debian bookworm's; the lab's nodes run it).
+
+Runs: systemd's "Starting X..." line (or, for a Type=simple unit, which gets no "Starting", its
+"Started X." line) begins a run of the program. Only the last run is diagnosed: an earlier run's
+error is not what is wrong now.
+
+Error lines (kept simple on purpose): a line with a level marker, i.e. zap JSON
+`"level":"error"` (fatal, panic, dpanic), logrus `level=error` (fatal, panic) or a klog/glog header
+`E1126`/`F1126`; or with one of the words in `_ERROR_WORDS`. Words matter because etcd 3.4's
+default logger (capnslog) writes bare messages to the journal, without a level. A program's last
+own line is always kept as well: a fatal message is usually the last thing a program says.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+# enough for a crash-looping unit: etcd 3.4 prints ~25 lines per start, systemd 6 per restart
+JOURNAL_LINES = 200
+# a shown line longer than this is cut (zap JSON lines of the etcd client run to 1000+ characters)
+MAX_LINE_CHARS = 400
+
+_SHORT_ISO = re.compile(
+    r"^(?P<timestamp>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\s+"
+    r"(?P<host>\S+)\s+(?P<identifier>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?:\s?(?P<message>.*)$"
+)
+_UNIT = r"[\w@:.\\-]+\.(?:service|socket)"
+# systemd 252's own texts about a unit (libsystemd-core-252.so), older wordings beside them
+_BOOKKEEPING = re.compile(
+    r"^(?:"
+    r"(?:Starting|Stopping|Reloading) .+\.\.\.$"
+    r"|(?:Started|Stopped|Reloaded|Failed to start) .+\.$"
+    rf"|{_UNIT}: (?:Scheduled restart job|Start request repeated too quickly|Main process exited"
+    r"|Control process exited|Failed with result|Consumed .+ CPU time|Deactivated successfully|Succeeded\."
+    r"|Service RestartSec=|Service has no hold-off time|Service hold-off time over|Unit entered failed state"
+    r"|Killing process|Sent signal|State '[\w-]+' timed out|Found left-over process|Failed to kill control group"
+    r"|Triggering OnFailure|Changed \S+ -> )"
+    rf"|{_UNIT} holdoff time over"
+    r"|This usually indicates unclean termination"
+    r")"
+)
+# systemd's lines that end a run (the next "Started" of a Type=simple unit begins another)
+_RUN_END = re.compile(
+    r"^(?:Stopped|Stopping|Failed to start) "
+    r"|: (?:Main process exited|Deactivated successfully|Failed with result|Succeeded\.)"
+)
+_ERROR_WORDS = (
+    "error",
+    "errors",
+    "failed",
+    "failure",
+    "fatal",
+    "panic",
+    "refused",
+    "rejected",
+    "denied",
+    "unauthorized",
+    "forbidden",
+    "couldn't",
+    "cannot",
+    "can't",
+    "unable",
+    "invalid",
+    "mismatch",
+)
+_ERROR_MARKERS = re.compile(
+    r'"level":"(?:error|fatal|panic|dpanic)"'
+    r"|\blevel=(?:error|fatal|panic)\b"
+    r"|^[EF]\d{4} "
+    r"|\b(?:" + "|".join(re.escape(word) for word in _ERROR_WORDS) + r")(?![\w'])",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class JournalLine:
+    """One line as journalctl printed it, and what it is."""
+
+    raw: str  # as printed (timestamp, host, identifier and all): what a diagnosis shows
+    message: str  # the message alone
+    identifier: str  # the syslog identifier ("etcd", "dockerd", "systemd"); "" with -o cat
+    by_systemd: bool  # systemd's line about the unit, not the program's
+    bookkeeping: bool  # one of systemd's start/stop/restart/exit texts
+
+    @property
+    def is_error(self) -> bool:
+        return bool(_ERROR_MARKERS.search(self.message))
+
+    def shown(self) -> str:
+        """The line as printed; a long one keeps its head (time, program) and its tail, where Go
+        programs put the wrapped error ("...: x509: certificate signed by unknown authority")."""
+        text = self.raw.rstrip()
+        if len(text) <= MAX_LINE_CHARS:
+            return text
+        head = MAX_LINE_CHARS // 3
+        return text[:head] + " … " + text[-(MAX_LINE_CHARS - head - 3) :]
+
+
+def unit_file_name(unit: str) -> str:
+    """etcd -> etcd.service (a name with a unit suffix stays as it is)."""
+    return unit if re.search(r"\.(?:service|socket|target|timer)$", unit) else unit + ".service"
+
+
+def unit_short_name(unit: str) -> str:
+    """etcd.service -> etcd: the names the signature catalogue uses."""
+    return re.sub(r"\.service$", "", unit)
+
+
+def journal_command(unit: str, lines: int = JOURNAL_LINES, output: str = "short-iso") -> str:
+    """The unit's last ``lines`` journal lines, every argument quoted; journalctl's own complaints
+    ("No journal files were found.") are kept, they explain an empty journal."""
+    argv = ["journalctl", "-u", unit_file_name(unit), "-n", str(lines), "--no-pager", "-o", output]
+    return shlex.join(argv) + " 2>&1"
+
+
+def parse_journal(text: str | Iterable[str]) -> list[JournalLine]:
+    """`journalctl -o short-iso` or `-o cat` output, line by line; journalctl's "-- ... --" lines dropped."""
+    raw_lines = text.splitlines() if isinstance(text, str) else [line.rstrip("\n") for line in text]
+    parsed: list[JournalLine] = []
+    for raw in raw_lines:
+        if not raw.strip() or raw.startswith("-- "):
+            continue
+        match = _SHORT_ISO.match(raw)
+        if match is not None:
+            identifier, message = match["identifier"], match["message"]
+            bookkeeping = identifier == "systemd" and bool(_BOOKKEEPING.match(message))
+            parsed.append(JournalLine(raw, message, identifier, identifier == "systemd", bookkeeping))
+        elif raw[0].isspace() and parsed:
+            # journalctl indents the continuation lines of a multi-line message
+            previous = parsed[-1]
+            parsed.append(JournalLine(raw, raw.strip(), previous.identifier, previous.by_systemd, False))
+        else:
+            bookkeeping = bool(_BOOKKEEPING.match(raw))
+            parsed.append(JournalLine(raw, raw, "", bookkeeping, bookkeeping))
+    return parsed
+
+
+def last_run(lines: Sequence[JournalLine]) -> list[JournalLine]:
+    """The lines from the last start of the unit on (all of them when the start is not in view).
+
+    "Starting X..." always begins a run. "Started X." begins one only for a Type=simple unit, where
+    it is the only start line: at the top of what was read, or after the previous run ended. After
+    "Starting", or right after the program's own lines, it only says that the run became ready.
+    """
+    start, starting, ended, seen_own = 0, False, False, False
+    for index, line in enumerate(lines):
+        if not line.by_systemd:
+            seen_own = True
+        elif line.message.startswith("Starting "):
+            start, starting, ended = index, True, False
+        elif line.message.startswith("Started "):
+            if not starting and (ended or not seen_own):
+                start, ended = index, False
+            starting = False
+        elif _RUN_END.search(line.message):
+            starting, ended = False, True
+    return list(lines[start:])
+
+
+def own_lines(lines: Sequence[JournalLine]) -> list[JournalLine]:
+    """The program's lines: systemd's about the unit left out."""
+    return [line for line in lines if not line.by_systemd]
+
+
+def systemd_notes(lines: Sequence[JournalLine]) -> list[JournalLine]:
+    """systemd's lines about the unit that are not bookkeeping, e.g. "Failed to load environment files"."""
+    return [line for line in lines if line.by_systemd and not line.bookkeeping]
+
+
+def error_lines(lines: Sequence[JournalLine]) -> list[JournalLine]:
+    """The error lines, and the last line whatever it says (a fatal message is usually the last)."""
+    chosen = [line for line in lines[:-1] if line.is_error]
+    return [*chosen, lines[-1]] if lines else []
+
+
+def repeat_key(line: JournalLine) -> str:
+    """The same complaint with other ports, pids or times is the same complaint."""
+    return line.identifier + "\0" + re.sub(r"\d+", "#", line.message)
+
+
+def collapse_repeats(lines: Sequence[JournalLine]) -> list[tuple[JournalLine, int]]:
+    """Each distinct message once, at its last occurrence, with how often it occurred."""
+    last: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for index, line in enumerate(lines):
+        key = repeat_key(line)
+        last[key] = index
+        counts[key] = counts.get(key, 0) + 1
+    return [(lines[index], counts[key]) for key, index in sorted(last.items(), key=lambda item: item[1])]

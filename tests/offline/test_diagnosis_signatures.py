@@ -1,0 +1,327 @@
+"""Known signatures as data (kubeproof.diagnosis), offline: the catalogue validates; each signature
+matches a sample line in its upstream wording and no healthy line of its unit; the journal reader
+drops systemd's bookkeeping; failing rows show the program's fatal line, not systemd's."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from kubeproof.checks import load_catalogue
+from kubeproof.diagnosis import (
+    KNOWN_UNITS,
+    MAX_DIAGNOSIS_LINES,
+    SignatureError,
+    default_signatures,
+    explain,
+    journal_command,
+    match_signatures,
+    parse_journal,
+    parse_signatures,
+    render_unit_diagnosis,
+    unit_diagnosis_command,
+)
+from kubeproof.diagnosis.journal import error_lines, last_run, own_lines, systemd_notes
+from kubeproof.facts.etcd import parse_service_output, service_fact
+from kubeproof.inventory import HostSpec
+from kubeproof.probes import master
+from kubeproof.session import HostContext
+from kubeproof.transport import CommandResult
+from tests.offline.diagnosis_samples import AT, BOOKKEEPING, CRASH_LOOP, HEALTHY, IDENTIFIER, SAMPLES
+from tests.offline.facts_samples import GUIDE_ETCD_ENV, GUIDE_ETCD_UNIT, raw, service_capture
+
+INVARIANTS = Path(__file__).resolve().parents[2].parent / "shared" / "guide" / "INVARIANTS.md"
+SIGNATURES = default_signatures()
+
+
+def _line(unit: str, message: str, identifier: str | None = None) -> str:
+    return f"{AT} {identifier or IDENTIFIER.get(unit, unit)}[4242]: {message}"
+
+
+def _matches(unit: str, message: str, source: str = "unit") -> list[str]:
+    ident = "systemd" if source == "systemd" else None
+    lines = parse_journal([_line(unit, message, ident)])
+    return [m.signature.id for m in match_signatures(unit, own_lines(lines), SIGNATURES, systemd_notes(lines))]
+
+
+# ----------------------------------------------------------------------------- the catalogue
+
+
+def test_catalogue_loads_and_every_row_is_well_formed() -> None:
+    assert len(SIGNATURES) >= 15
+    assert len({s.id for s in SIGNATURES}) == len(SIGNATURES)
+    assert {s.unit for s in SIGNATURES} <= set(KNOWN_UNITS)
+    for signature in SIGNATURES:
+        assert signature.id.startswith("SIG-") and not signature.pattern.search("")
+        assert "\n" not in signature.explanation + signature.fix
+
+
+def test_points_to_is_an_invariant_of_the_guide_with_a_catalogue_row() -> None:
+    if not INVARIANTS.exists():
+        pytest.skip(f"{INVARIANTS} is not beside the repository")
+    invariants = set(re.findall(r"^- ([A-Z]+(?:-[A-Z])?-\d+)", INVARIANTS.read_text(encoding="utf-8"), re.M))
+    checked = {row.id for row in load_catalogue()}
+    for signature in SIGNATURES:
+        assert signature.points_to in invariants, f"{signature.id}: {signature.points_to} is not in INVARIANTS.md"
+        assert signature.points_to in checked, f"{signature.id}: no catalogue row checks {signature.points_to}"
+
+
+def _one(**fields: str) -> str:
+    """A catalogue of one signature: a valid one, with ``fields`` changed ("" leaves a field out)."""
+    row = {"id": "SIG-ETCD-01", "unit": "etcd", "pattern": "a", "points_to": "ETCD-02", "explanation": "e", "fix": "f"}
+    row.update(fields)
+    return "signatures:\n- " + json.dumps({k: v for k, v in row.items() if v})
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        (_one(fix=""), "missing fields ['fix']"),
+        (_one(pattern="("), "not a valid regex"),
+        (_one(pattern="x|"), "matches the empty string"),
+        (_one(unit="containerd"), "unknown unit"),
+        (_one(points_to="etcd02"), "points_to"),
+        (_one(explanation="a\nb"), "one non-empty line"),
+        (_one(source="log"), "source"),
+        (_one(id="ETCD-01"), "id must look like"),
+        (_one(cleared_by="("), "cleared_by is not a valid regex"),
+        (_one() + "\n" + _one(pattern="b").removeprefix("signatures:\n"), "appears twice"),
+        ("checks: []", "signatures:"),
+    ],
+)
+def test_malformed_catalogues_are_refused_naming_the_entry(text: str, complaint: str) -> None:
+    with pytest.raises(SignatureError, match=re.escape(complaint)):
+        parse_signatures(text, "test.yaml")
+
+
+# ----------------------------------------------------------------------------- signatures both ways
+
+
+def test_every_signature_has_a_sample() -> None:
+    assert set(SAMPLES) == {s.id for s in SIGNATURES}
+
+
+@pytest.mark.parametrize("signature", SIGNATURES, ids=lambda s: s.id)
+def test_signature_matches_its_upstream_sample(signature: Any) -> None:
+    _, message = SAMPLES[signature.id]
+    assert signature.id in _matches(signature.unit, message, signature.source)
+
+
+@pytest.mark.parametrize("unit", KNOWN_UNITS)
+def test_no_signature_matches_a_healthy_line_of_its_unit(unit: str) -> None:
+    for message in HEALTHY[unit]:
+        assert _matches(unit, message) == [], message
+    starts = [
+        f"Starting {unit}.service - x...",
+        f"Started {unit}.service - x.",
+        f"{unit}.service: Deactivated successfully.",
+    ]
+    for signature in (s for s in SIGNATURES if s.unit == unit):
+        assert not any(signature.pattern.search(text) for text in starts)
+
+
+def test_a_signature_reads_only_its_own_unit_and_source() -> None:
+    # kubelet's unknown-authority signature does not fire on an etcd line with the same words
+    assert "SIG-KUBELET-05" not in _matches("etcd", SAMPLES["SIG-KUBELET-05"][1])
+    # a systemd-source signature does not read the program's lines, nor a program one systemd's
+    assert _matches("docker", SAMPLES["SIG-DOCKER-03"][1], "unit") == []
+    assert _matches("etcd", SAMPLES["SIG-ETCD-04"][1], "systemd") == []
+
+
+def test_a_condition_that_passed_later_in_the_run_is_not_reported() -> None:
+    waiting, issued = SAMPLES["SIG-KUBELET-01"][1], HEALTHY["kubelet"][2]  # a healthy bootstrap: both
+    bootstrap = own_lines(parse_journal([_line("kubelet", waiting), _line("kubelet", issued)]))
+    assert match_signatures("kubelet", bootstrap, SIGNATURES) == []
+    stuck = own_lines(parse_journal([_line("kubelet", issued), _line("kubelet", waiting)]))
+    assert [m.signature.id for m in match_signatures("kubelet", stuck, SIGNATURES)] == ["SIG-KUBELET-01"]
+
+
+# ----------------------------------------------------------------------------- the journal reader
+
+
+def test_short_iso_journal_keeps_the_programs_own_lines_only() -> None:
+    lines = parse_journal("-- Boot 3f2a --\n" + CRASH_LOOP + "-- No entries --\n")
+    own = own_lines(lines)
+    assert [line.identifier for line in own] == ["etcd"] * 4
+    assert not any(fragment in line.raw for line in own for fragment in BOOKKEEPING)
+    assert all(line.bookkeeping for line in lines if line.by_systemd)
+    assert systemd_notes(lines) == []
+
+
+def test_cat_output_tells_systemd_by_its_texts() -> None:
+    cat = [re.sub(r"^\S+ \S+ [^:]+: ", "", line) for line in CRASH_LOOP.splitlines()]
+    own = own_lines(parse_journal(cat))
+    assert [line.message for line in own] == cat[1:5]
+
+
+def test_continuation_lines_belong_to_the_message_above() -> None:
+    text = f"{AT} dockerd[9]: failed to start daemon: first line\n    second line\n"
+    text += f"{AT} systemd[1]: docker.service: Failed with result 'exit-code'.\n"
+    lines = parse_journal(text)
+    assert [(line.identifier, line.by_systemd) for line in lines] == [
+        ("dockerd", False),
+        ("dockerd", False),
+        ("systemd", True),
+    ]
+
+
+def test_only_the_last_run_counts() -> None:
+    notify = parse_journal(
+        CRASH_LOOP + f"{AT} systemd[1]: Starting etcd.service - Etcd Server...\n{AT} etcd[2200]: name = etcd02\n"
+    )
+    assert [line.message for line in own_lines(last_run(notify))] == ["name = etcd02"]
+    ready = f"{AT} systemd[1]: Starting etcd.service - E...\n{AT} etcd[1]: a\n"
+    ready += f"{AT} systemd[1]: Started etcd.service - E.\n{AT} etcd[1]: b\n"
+    assert [line.message for line in own_lines(last_run(parse_journal(ready)))] == ["a", "b"]
+    # a Type=simple unit restarted: "Started" is its only start line
+    simple = f"{AT} systemd[1]: Started kubelet.service - K.\n{AT} kubelet[1]: old\n"
+    simple += f"{AT} systemd[1]: kubelet.service: Main process exited, code=exited, status=1/FAILURE\n"
+    simple += f"{AT} systemd[1]: kubelet.service: Scheduled restart job, restart counter is at 1.\n"
+    simple += f"{AT} systemd[1]: Stopped kubelet.service - K.\n"
+    simple += f"{AT} systemd[1]: Started kubelet.service - K.\n{AT} kubelet[2]: new\n"
+    assert [line.message for line in own_lines(last_run(parse_journal(simple)))] == ["new"]
+    # a Type=notify unit whose "Starting" is above what was read: "Started" only says it is ready
+    ready_late = (
+        f"{AT} dockerd[86]: Daemon has completed initialization\n{AT} systemd[1]: Started docker.service - D.\n"
+    )
+    assert [line.message for line in own_lines(last_run(parse_journal(ready_late)))] == [
+        "Daemon has completed initialization"
+    ]
+
+
+def test_error_lines_are_the_marked_ones_and_the_last() -> None:
+    messages = [
+        'time="t" level=info msg="Loading containers: done."',
+        'time="t" level=error msg="error removing container"',
+        '{"level":"fatal","msg":"discovery failed"}',
+        "E1127 00:00:00.1 1 main.go:1] boom",
+        "I1127 00:00:00.1 1 main.go:1] all good",
+        "member 8e9e05c52164694d has already been bootstrapped",
+    ]
+    chosen = [line.message for line in error_lines(parse_journal([_line("etcd", m) for m in messages]))]
+    assert chosen == messages[1:4] + messages[5:]
+
+
+def test_journal_command_quotes_its_unit() -> None:
+    assert journal_command("etcd") == "journalctl -u etcd.service -n 200 --no-pager -o short-iso 2>&1"
+    assert "'it'\"'\"'s.service'" in journal_command("it's")
+    assert journal_command("etcd.service") in service_fact("etcd.service", "ETCD_[A-Z]*").command
+
+
+# ----------------------------------------------------------------------------- the diagnoses
+
+
+def _crash_looping_etcd() -> Any:
+    capture = service_capture(GUIDE_ETCD_ENV, GUIDE_ETCD_UNIT, None, {}).replace(
+        "ActiveState=inactive\nSubState=dead", "ActiveState=failed\nSubState=failed\nResult=exit-code\nNRestarts=5"
+    )
+    return parse_service_output(raw(capture + CRASH_LOOP))
+
+
+def test_crash_looping_etcd_shows_its_fatal_line_not_systemds() -> None:
+    diagnosis = _crash_looping_etcd().diagnosis()
+    assert diagnosis[0] == "etcd.service: failed (failed), enabled; Result=exit-code NRestarts=5"
+    assert diagnosis[1].startswith("matched SIG-ETCD-04 → points to ETCD-02: ETCD_NAME is not one of the names")
+    assert any('etcd[2101]: couldn\'t find local name "etcd02"' in line for line in diagnosis)
+    assert any(line.startswith("journalctl -u etcd.service -n 200") for line in diagnosis)
+    assert not any(fragment in line for line in diagnosis for fragment in BOOKKEEPING)
+    assert len(diagnosis) <= MAX_DIAGNOSIS_LINES
+
+
+def test_no_match_says_the_cause_is_unknown_and_shows_the_last_own_lines() -> None:
+    journal = [_line("etcd", m) for m in HEALTHY["etcd"]]
+    lines = explain.render_service_journal("etcd.service", "etcd.service: active, enabled", journal)
+    assert lines[1] == "no known signature matched; last own lines:"
+    assert not any("matched SIG-" in line for line in lines)
+    assert lines[-1].endswith("serving client requests on 192.168.61.18:2379")  # the last own line
+
+
+def test_repeats_collapse_and_the_output_stays_bounded() -> None:
+    journal = [_line("etcd", f"unrelated problem {chr(65 + n)}: error") for n in range(26)]
+    journal += [_line("etcd", f"failed thing number {n} at {n}") for n in range(150)]
+    journal.insert(3, _line("etcd", SAMPLES["SIG-ETCD-06"][1]))  # old, but matched
+    lines = explain.render_service_journal("etcd.service", "etcd.service: active, enabled", journal)
+    assert len(lines) <= MAX_DIAGNOSIS_LINES
+    assert any("has already been bootstrapped" in line for line in lines)  # a matched line is always shown
+    assert any("(logged 150 times)" in line for line in lines)
+
+
+def test_a_unit_systemd_could_not_start_shows_systemds_note() -> None:
+    journal = [
+        f"{AT} systemd[1]: Starting docker.service - Docker Application Container Engine...",
+        f"{AT} systemd[1]: {SAMPLES['SIG-DOCKER-03'][1]}",
+        f"{AT} systemd[1]: docker.service: Failed to run 'start' task: No such file or directory",
+        f"{AT} systemd[1]: docker.service: Failed with result 'resources'.",
+        f"{AT} systemd[1]: Failed to start docker.service - Docker Application Container Engine.",
+    ]
+    lines = explain.render_service_journal("docker.service", "docker.service: failed (failed), enabled", journal)
+    assert lines[1].startswith("matched SIG-DOCKER-03 → points to FLANNEL-04:")
+    assert [line for line in lines if line.startswith("  ")] == ["  " + journal[1], "  " + journal[2]]
+
+
+def test_a_broken_catalogue_costs_the_row_only_the_signatures(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreadable() -> Any:
+        raise SignatureError("signatures.yaml: not YAML")
+
+    monkeypatch.setattr(explain, "default_signatures", unreadable)
+    lines = _crash_looping_etcd().diagnosis()
+    assert "signature catalogue unavailable: signatures.yaml: not YAML" in lines
+    assert any("couldn't find local name" in line for line in lines)
+
+
+def _unit_output(kubelet_lines: list[str], cri_lines: list[str]) -> str:
+    properties = "LoadState=loaded\nActiveState=activating\nSubState=auto-restart\nUnitFileState=enabled\n"
+    properties += "Result=exit-code\nNRestarts=7\n"
+    journals = ["@@kp-journal kubelet", *kubelet_lines, "@@kp-journal cri-dockerd", *cri_lines]
+    return properties + "\n".join(journals) + "\n"
+
+
+def test_unit_diagnosis_reads_kubelet_and_cri_dockerd_in_one_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    command = unit_diagnosis_command("kubelet")
+    assert subprocess.run(["sh", "-n", "-c", command], check=False).returncode == 0
+    assert command.count("journalctl -u ") == 2 and "cri-dockerd.service" in command
+    kubelet = [
+        f"{AT} systemd[1]: Started kubelet.service - Kubernetes Kubelet.",
+        _line("kubelet", SAMPLES["SIG-KUBELET-06"][1]),
+    ]
+    kubelet += [f"{AT} systemd[1]: kubelet.service: Main process exited, code=exited, status=1/FAILURE"]
+    cri = [_line("cri-dockerd", HEALTHY["cri-dockerd"][0]), _line("cri-dockerd", SAMPLES["SIG-CRIDOCKERD-01"][1])]
+    seen: list[str] = []
+
+    def run_once(ctx: Any, host: Any, cmd: str, timeout: float = 30.0) -> CommandResult:
+        seen.append(cmd)
+        return CommandResult(host.name, cmd, 0, _unit_output(kubelet, cri), "", 0.0, 0.1)
+
+    monkeypatch.setattr(master, "run_once", run_once)
+    host = HostSpec("node01", "192.168.61.18", frozenset({"node"}))
+    lines = master.unit_diagnosis(cast(HostContext, None), host, "kubelet")  # run_once is stubbed
+    assert seen == [command]
+    assert lines[0] == "node01 kubelet status: activating (auto-restart), enabled; Result=exit-code NRestarts=7"
+    assert lines[1].startswith("node01 kubelet: matched SIG-KUBELET-06 → points to NODE-04")
+    assert lines[2].startswith("node01 kubelet: matched SIG-CRIDOCKERD-01 → points to NODE-04")
+    assert any(line.startswith("node01 cri-dockerd journal: ") and "misconfiguration" in line for line in lines)
+    assert not any("Setting cgroupDriver" in line or "Main process exited" in line for line in lines)
+    assert any("journal:" in line and "kubelet" in line for line in lines)  # what the lab's NODE-08 test reads
+
+
+def test_unit_diagnosis_without_journal_lines_says_so() -> None:
+    lines = render_unit_diagnosis(
+        "master01", "kube-scheduler", "LoadState=not-found\n@@kp-journal kube-scheduler\n-- No entries --\n"
+    )
+    assert lines == [
+        "master01 kube-scheduler status: not installed (not-found)",
+        "master01 kube-scheduler: no known signature matched; "
+        "no own lines in the last 200 lines of journalctl -u kube-scheduler.service",
+    ]
+
+
+def test_a_long_line_keeps_its_head_and_its_error() -> None:
+    line = parse_journal([_line("flanneld", SAMPLES["SIG-FLANNEL-02"][1])])[0]
+    shown = line.shown()
+    assert len(line.raw) > 400 and len(shown) == 400
+    assert shown.startswith(AT + " flanneld[4242]: ") and shown.endswith('signed by unknown authority\\""}')
