@@ -126,7 +126,7 @@ def test_facts_are_gathered_once_per_host(offline_suite: pytest.Pytester) -> Non
 
 
 def test_report_dir_and_xdist(offline_suite: pytest.Pytester) -> None:
-    pytest.importorskip("reports")
+    pytest.importorskip("kubeproof.reports")
     report_dir = offline_suite.path / "out"
     result = _run(offline_suite, "--cluster", "cluster.yaml", "-n", "2", "--report-dir", str(report_dir))
     assert (report_dir / "junit.xml").is_file()
@@ -136,3 +136,23 @@ def test_report_dir_and_xdist(offline_suite: pytest.Pytester) -> None:
     assert "junit.xml" in listed and "report.html" in listed
     assert list((report_dir / "evidence").glob("ENV-03*unreachable01*.json"))
     del result
+
+
+def test_root_causes_open_the_summary_and_consequences_name_them(offline_suite: pytest.Pytester) -> None:
+    report_dir = offline_suite.path / "out"
+    result = _run(offline_suite, "--cluster", "cluster.yaml", "--report-dir", str(report_dir), "-k", "ENV-03 or ENV-04")
+    out = result.stdout.str()
+    # the section opens with the root causes; the host that did not answer is the one cause of all 5 errors
+    section = out[out.index("= kubeproof =") :]
+    assert section.splitlines()[1] == "root causes (1):", section
+    assert "  [UNREACHABLE] unreachable01: unreachable: cannot reach 127.0.0.2:22: Connection refused" in section
+    assert "(error; 5 rows follow from it)" in section
+    assert "caused by [UNREACHABLE] unreachable01: unreachable: cannot reach" in out
+    session = json.loads((report_dir / "evidence" / "session.json").read_text())
+    assert [(c["id"], c["host"], c["consequences"]) for c in session["meta"]["root_causes"]] == [
+        ("UNREACHABLE", "unreachable01", 5)
+    ]
+    linked = [r for r in session["results"] if r.get("caused_by")]
+    assert len(linked) == 5 and {r["caused_by"] for r in linked} == {"UNREACHABLE@unreachable01"}
+    html = (report_dir / "report.html").read_text()
+    assert html.index('id="root-causes"') < html.index('<dl class="meta">')
