@@ -19,6 +19,14 @@ from kubeproof.transport import Connection, HostUnreachable, ProbeError
 
 T = TypeVar("T")
 
+FACT_TIMEOUT_SECONDS = 30.0
+TIMED_OUT = "kubeproof: timed out after"
+# GNU timeout's --verbose line tells its own kill apart from a command that exits 124 by itself
+_BOUND = (
+    'if timeout --verbose 5 true >/dev/null 2>&1; then kp_bound() { timeout --verbose -k 2 "$@"; }; '
+    'else kp_bound() { shift; "$@"; }; fi'
+)
+
 
 @dataclass(frozen=True)
 class Raw:
@@ -45,6 +53,9 @@ class Fact(Generic[T]):
     command: str
     parse: Callable[[Raw], T]
     requires: tuple[str, ...] = ()
+    # a command that hangs (docker's CLI against a wedged dockerd, a read of a dead mount) must not
+    # hold the host's whole batch: past this it is killed and the fact is a probe error saying so
+    timeout: float = FACT_TIMEOUT_SECONDS
 
     @property
     def key(self) -> tuple[str, str, tuple[str, ...]]:
@@ -82,6 +93,7 @@ def build_batch_script(facts: Sequence[Fact[Any]], nonce: str) -> str:
         "export LC_ALL=C PATH=/opt/kubernetes/bin:/opt/etcd/bin:/usr/local/sbin:/usr/local/bin:"
         "/usr/sbin:/usr/bin:/sbin:/bin",
         "kp_err=$(mktemp) || exit 97",
+        _BOUND,
     ]
     for fact in facts:
         tag = shlex.quote(fact.name)
@@ -92,9 +104,13 @@ def build_batch_script(facts: Sequence[Fact[Any]], nonce: str) -> str:
                 f'for kp_b in {probes}; do command -v "$kp_b" >/dev/null 2>&1 || '
                 f'{{ echo "kubeproof: $kp_b: not installed" >"$kp_err"; kp_rc=127; }}; done; '
             )
+        seconds = f"{fact.timeout:g}"
         lines.append(
             f"printf '\\n@@{nonce} BEGIN %s %s\\n' {tag} \"$(date +%s.%N)\"; kp_rc=0; {missing_check}"
-            f'if [ $kp_rc -eq 0 ]; then ( {fact.command} ) 2>"$kp_err" </dev/null; kp_rc=$?; fi; '
+            f"if [ $kp_rc -eq 0 ]; then kp_bound {seconds} sh -c {shlex.quote(fact.command)} "
+            f'2>"$kp_err" </dev/null; kp_rc=$?; '
+            f"if [ $kp_rc -eq 124 ] && grep -q '^timeout: sending signal' \"$kp_err\"; then "
+            f'echo "{TIMED_OUT} {seconds} s" >>"$kp_err"; fi; fi; '
             f"printf '\\n@@{nonce} STDERR %s\\n' {tag}; cat \"$kp_err\"; "
             f"printf '\\n@@{nonce} END %s %s\\n' {tag} \"$kp_rc\""
         )
@@ -200,6 +216,12 @@ class HostFacts:
         record = self._records[fact.name]
         if record.rc == 127 and "not installed" in record.stderr:
             error = ProbeError(self.host, record.stderr.strip().removeprefix("kubeproof: "))
+            self._errors[fact.name] = error
+            raise error
+        if record.rc == 124 and TIMED_OUT in record.stderr:
+            seconds = record.stderr.rsplit(TIMED_OUT, 1)[1].strip()
+            message = f"fact {fact.name!r}: its command did not finish within {seconds}: {fact.command}"
+            error = ProbeError(self.host, message)
             self._errors[fact.name] = error
             raise error
         try:

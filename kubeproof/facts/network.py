@@ -305,12 +305,18 @@ def parse_docker_engine(raw: Raw) -> DockerEngine:
     )
 
 
+# The daemon is asked only when docker.service is active: docker's CLI dials docker.sock, and with
+# socket activation that starts docker.service, which then waits for flanneld (a probe must not
+# start units, nor hang on one that cannot start). `docker --version` reads no socket.
+DOCKER_NOT_ASKED = "docker.service is not active (the daemon was not asked: its socket would start it)"
 docker_engine = Fact(
     "docker.engine",
     'echo "dockerd=$(command -v dockerd)"; '
-    "echo \"client=$(docker version --format '{{.Client.Version}}' 2>/dev/null)\"; "
-    "s=$(timeout 10 docker version --format '{{.Server.Version}}' 2>&1); "
-    'if [ $? -eq 0 ]; then echo "server=$s"; else echo "server_error=$(printf %s "$s" | tr "\\n" " ")"; fi; '
+    "echo \"client=$(docker --version 2>/dev/null | sed -n 's/^Docker version \\([^,]*\\),.*/\\1/p')\"; "
+    "if ! systemctl is-active --quiet docker.service; then "
+    "echo " + shlex.quote("server_error=" + DOCKER_NOT_ASKED) + "; "
+    "else s=$(timeout 10 docker version --format '{{.Server.Version}}' 2>&1); "
+    'if [ $? -eq 0 ]; then echo "server=$s"; else echo "server_error=$(printf %s "$s" | tr "\\n" " ")"; fi; fi; '
     "if [ -f /etc/docker/daemon.json ]; then echo @@daemon.json; cat /etc/docker/daemon.json; fi",
     parse_docker_engine,
 )

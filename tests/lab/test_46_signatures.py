@@ -23,13 +23,14 @@ import os
 import re
 import shlex
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from kubeproof import layout
 from kubeproof.facts.etcd import parse_env_file, parse_unit_text
-from kubeproof.inventory import load_cluster_file
+from kubeproof.inventory import Cluster, HostSpec, load_cluster_file
 from kubeproof.transport import Transport
 from tests.lab.suite_runner import REPO, SuiteRun, run_suites
 from tests.lab.test_41_faults_etcd_flannel import Lab as FaultLab
@@ -178,3 +179,107 @@ def test_etcd_name_missing_from_initial_cluster_is_named_by_its_signature(
         lab.sh("node02", shlex.join(["rm", "-rf", "--", fault_dir]))
         lab.restart_etcd_healthy("node02")
     _assert_clean(_suites(tmp_path, "etcd-name-healed", ETCD_SUITE), "after the ETCD_NAME fault")
+
+
+# ----------------------------------------------------------------------------- 3-6: etcd refusing to bootstrap
+#
+# Each one a member (node02's) started as a hand deployment gets it wrong, on a data dir of its own
+# (with its real one etcd restarts from its WAL and skips the bootstrap checks): etcd exits, the
+# unit's row fails, and its diagnosis names the signature with etcd's own line.
+
+
+@dataclass(frozen=True)
+class EtcdBootstrapFault:
+    signature: str
+    points_to: str
+    own_line: str  # a piece of etcd's fatal line, in the journal and in the row's diagnosis
+    settings: Callable[[Cluster, HostSpec], dict[str, str]]  # env file settings, beside ETCD_DATA_DIR
+
+
+def _other_member(cluster: Cluster, host: HostSpec) -> HostSpec:
+    return next(h for h in cluster.etcd_members if h.name != host.name)
+
+
+def _another_members_name(cluster: Cluster, host: HostSpec) -> dict[str, str]:
+    # the guide's copy of the master's env file to a node, with ETCD_NAME left at etcd01
+    return {"ETCD_NAME": str(_other_member(cluster, host).etcd_name)}
+
+
+def _fresh_data_dir_only(cluster: Cluster, host: HostSpec) -> dict[str, str]:
+    # the member's data dir wiped (or moved) and etcd started again as for a new cluster
+    return {}
+
+
+def _duplicate_peer_url(cluster: Cluster, host: HostSpec) -> dict[str, str]:
+    # another member's entry given this member's peer URL (a copy-paste slip)
+    other = _other_member(cluster, host)
+    entries = [
+        f"{h.etcd_name}=https://{(host if h.name == other.name else h).address}:2380" for h in cluster.etcd_members
+    ]
+    return {"ETCD_INITIAL_CLUSTER": ",".join(entries)}
+
+
+ETCD_BOOTSTRAP_FAULTS = {
+    "another-members-name": EtcdBootstrapFault(
+        "SIG-ETCD-05", "ETCD-02", "but missing from --initial-advertise-peer-urls=", _another_members_name
+    ),
+    "already-bootstrapped": EtcdBootstrapFault(
+        "SIG-ETCD-06", "ETCD-08", "has already been bootstrapped", _fresh_data_dir_only
+    ),
+    "duplicate-peer-url": EtcdBootstrapFault("SIG-ETCD-09", "ETCD-05", "has duplicate url", _duplicate_peer_url),
+}
+
+
+@pytest.mark.parametrize("fault", list(ETCD_BOOTSTRAP_FAULTS))
+def test_etcd_refusing_to_bootstrap_is_named_by_its_signature(
+    lab: Lab, healthy_before: SuiteRun, tmp_path: Path, fault: str
+) -> None:
+    spec = ETCD_BOOTSTRAP_FAULTS[fault]
+    node02 = lab.host("node02")
+    env, mode = lab.file("node02", layout.ETCD_ENV_FILE)
+    data_dir = parse_env_file(env.decode()).get("ETCD_DATA_DIR", "")
+    assert data_dir.startswith("/"), f"ETCD_DATA_DIR is not set in {layout.ETCD_ENV_FILE}"
+    fault_dir = data_dir.rstrip("/") + "." + FAULT
+    assert not lab.ok("node02", "test -e " + shlex.quote(fault_dir)), f"{fault_dir} exists before the fault"
+    text = _set_env(env.decode(), "ETCD_DATA_DIR", fault_dir)
+    for name, value in spec.settings(lab.cluster, node02).items():
+        text = _set_env(text, name, value)
+    try:
+        lab.connection("node02").write_file(layout.ETCD_ENV_FILE, text.encode(), mode)
+        lab.connection("node02").run("systemctl restart etcd.service", timeout=120)  # fails at bootstrap
+        lab.wait(f"etcd on node02 to refuse ({fault})", lab.etcd_down("node02"))
+        lab.wait("etcd's fatal line", lab.journal_has("node02", "etcd.service", spec.own_line))
+
+        broken = _suites(tmp_path, fault, ETCD_SUITE)
+        _assert_names_signature(broken, "ETCD-06:state@node02", spec.signature, spec.points_to, spec.own_line)
+    finally:
+        lab.connection("node02").write_file(layout.ETCD_ENV_FILE, env, mode)
+        assert fault_dir.endswith("." + FAULT)  # never anything but the fault's own directory
+        lab.sh("node02", shlex.join(["rm", "-rf", "--", fault_dir]))
+        lab.restart_etcd_healthy("node02")
+    _assert_clean(_suites(tmp_path, fault + "-healed", ETCD_SUITE), f"after the {fault} fault")
+
+
+# ----------------------------------------------------------------------------- 7: etcd's binary missing
+
+
+def test_etcd_binary_systemd_cannot_execute_is_named_by_its_signature(
+    lab: Lab, healthy_before: SuiteRun, tmp_path: Path
+) -> None:
+    argv = shlex.split(parse_unit_text(lab.sh("node02", "systemctl cat etcd.service")).exec_start)
+    missing = argv[0] + "." + FAULT  # the binary ExecStart names is not there (not copied, or a typo)
+    assert not lab.ok("node02", "test -e " + shlex.quote(missing))
+    dropin = "[Service]\nExecStart=\nExecStart=" + shlex.join([missing, *argv[1:]]) + "\n"
+    try:
+        lab.sh("node02", "mkdir -p " + shlex.quote(ETCD_DROPIN_DIR))
+        lab.connection("node02").write_file(ETCD_DROPIN, dropin.encode(), 0o644)
+        lab.sh("node02", "systemctl daemon-reload")
+        lab.connection("node02").run("systemctl restart etcd.service", timeout=120)  # fails: nothing to execute
+        lab.wait("etcd on node02 to be down", lab.etcd_down("node02"))
+
+        broken = _suites(tmp_path, "etcd-binary", ETCD_SUITE)
+        _assert_names_signature(broken, "ETCD-06:state@node02", "SIG-ETCD-10", "ETCD-01", missing)
+    finally:
+        lab.sh("node02", shlex.join(["rm", "-f", ETCD_DROPIN]) + "; rmdir " + shlex.quote(ETCD_DROPIN_DIR) + " || true")
+        lab.restart_etcd_healthy("node02")
+    _assert_clean(_suites(tmp_path, "etcd-binary-healed", ETCD_SUITE), "after the missing-binary fault")

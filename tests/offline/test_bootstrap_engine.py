@@ -139,11 +139,14 @@ class FakeHost:
         nonce = nonce_match.group(1)
         out = []
         for line in script.splitlines():
-            found = re.match(r"printf '\\n@@KP[0-9a-f]+ BEGIN %s %s\\n' (\S+) .*?\( (.*) \) 2>", line)
+            found = re.match(
+                r"printf '\\n@@KP[0-9a-f]+ BEGIN %s %s\\n' (\S+) .*?kp_bound \S+ sh -c (.*?) 2>\"\$kp_err\" </dev/null",
+                line,
+            )
             if not found:
                 continue
             name = shlex.split(found.group(1))[0]
-            stdout = self.answer(found.group(2))
+            stdout = self.answer(shlex.split(found.group(2))[0])
             out.append(f"\n@@{nonce} BEGIN {name} 1.0\n{stdout}\n@@{nonce} STDERR {name}\n\n@@{nonce} END {name} 0\n")
         return "".join(out)
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import subprocess
+import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,8 +16,9 @@ from kubeproof.checks import (
     load_catalogue,
     parse_catalogue,
 )
-from kubeproof.facts import Fact, Raw, build_batch_script, split_batch_output
+from kubeproof.facts import TIMED_OUT, Fact, HostFacts, Raw, build_batch_script, split_batch_output
 from kubeproof.probes import load_probes
+from kubeproof.transport import ProbeError
 
 
 @pytest.mark.parametrize(
@@ -142,6 +145,33 @@ def test_batch_script_frames_every_fact_exactly() -> None:
     assert "kp-no-such-binary: not installed" in frames["missing-binary"][1]
     assert frames["reads-stdin"][0] == ""  # facts never consume the batch's stdin
     assert all(stamp > 1e9 for *_, stamp in frames.values())
+
+
+class _LocalConnection:
+    """Runs the batch on this machine: the shape of Connection that HostFacts uses."""
+
+    name = "here"
+
+    def run(self, command: str, *, timeout: float = 120.0, **_: Any) -> Any:
+        done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=timeout, check=False)
+        return SimpleNamespace(rc=done.returncode, stdout=done.stdout, stderr=done.stderr)
+
+
+def test_a_hanging_command_is_killed_at_its_bound_and_the_rest_of_the_batch_still_comes() -> None:
+    hangs = Fact("hangs", "sleep 60; echo never", lambda r: r.stdout, timeout=1)
+    exits_124 = Fact("exits-124", "echo own; exit 124", lambda r: (r.rc, r.stdout))
+    after = Fact("after", "echo ok", lambda r: r.stdout)
+    facts = HostFacts(_LocalConnection(), lambda: [hangs, exits_124, after])  # type: ignore[arg-type]
+    started = time.monotonic()
+    with pytest.raises(ProbeError) as caught:
+        facts.get(hangs)
+    assert time.monotonic() - started < 10  # killed at 1 s (+2 s for a KILL), not after 60 s
+    assert "fact 'hangs': its command did not finish within 1 s: sleep 60; echo never" in str(caught.value)
+    assert facts.batches == 1
+    assert facts.get(after) == "ok\n"
+    # a command's own exit 124 is its value, not a timeout
+    assert facts.get(exits_124) == (124, "own\n")
+    assert TIMED_OUT not in facts.records()[1].stderr
 
 
 def test_a_forged_marker_in_output_cannot_end_a_frame_early() -> None:
