@@ -7,11 +7,14 @@ One fault per test, each undone in a `finally` from what was read before it went
 2. etcd on node02 with an ETCD_NAME that ETCD_INITIAL_CLUSTER does not list (SIG-ETCD-04), on a
    data dir of its own: with its real data dir etcd would restart from its WAL, skip the check and
    publish the new name to the cluster; ETCD-06:state and ETCD-02 fail on node02;
+3-5. etcd on node02 refusing to bootstrap, each on a data dir of its own: another member's name
+   (SIG-ETCD-05), its data dir new while the cluster knows it as started (SIG-ETCD-06), two
+   members given one peer URL (SIG-ETCD-09);
+6. etcd.service naming a binary that is not there (SIG-ETCD-10, systemd's own line);
+7. flanneld restarted on node02 while the network config is missing from etcd (SIG-FLANNEL-01).
 
-Not here yet (tried on the lab): the flannel config deleted from etcd left node02's fact batch
-hanging on a docker command until its 180 s timeout (docker is socket-activated and waits for
-flanneld), so FLANNEL-02 errors instead of failing with SIG-FLANNEL-01; kube-scheduler pointed at
-a port nothing listens on did not lose its lease within 90 s. Both are in the issue's note.
+Not here yet (tried on the lab): kube-scheduler pointed at a port nothing listens on did not lose
+its lease within 90 s (SIG-SCHED-01).
 
 One etcd member down at a time keeps the quorum. The cluster must be converged before (the
 installer is not run here): the suites are green first, and again after each fault is undone.
@@ -19,9 +22,11 @@ installer is not run here): the suites are green first, and again after each fau
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +35,7 @@ import pytest
 
 from kubeproof import layout
 from kubeproof.facts.etcd import parse_env_file, parse_unit_text
+from kubeproof.facts.network import FLANNEL_CONFIG_KEY
 from kubeproof.inventory import Cluster, HostSpec, load_cluster_file
 from kubeproof.transport import Transport
 from tests.lab.suite_runner import REPO, SuiteRun, run_suites
@@ -40,6 +46,8 @@ pytestmark = pytest.mark.lab
 STATE = Path(os.environ.get("KUBEPROOF_STATE", REPO / ".kubeproof"))
 CLUSTER_FILE = STATE / "lab" / "cluster.yaml"
 ETCD_SUITE = ["suites/test_03_etcd.py"]
+FLANNEL_SUITES = ["suites/test_04_docker.py", "suites/test_05_flannel.py"]
+HEAL_SECONDS = 120
 FAULT = "kubeproof-fault"
 ETCD_DROPIN_DIR = "/etc/systemd/system/etcd.service.d"
 ETCD_DROPIN = ETCD_DROPIN_DIR + "/" + FAULT + "-signature.conf"
@@ -59,6 +67,19 @@ class Lab(FaultLab):
 
     def etcd_down(self, name: str) -> Callable[[], bool]:
         return lambda: not self.ok(name, "systemctl is-active --quiet etcd.service")
+
+    def wait_until_suites_clean(self, tmp_path: Path, name: str, paths: list[str]) -> None:
+        """Runs of the suites until one is clean (a healed unit's dependents take a while): else the last's rows."""
+        deadline = time.monotonic() + HEAL_SECONDS
+        attempt = 0
+        while True:
+            attempt += 1
+            run = _suites(tmp_path, f"{name}-{attempt}", paths)
+            bad = run.with_outcome("failed") + run.with_outcome("error")
+            if not bad or time.monotonic() >= deadline:
+                break
+            time.sleep(5)
+        _assert_clean(run, f"{HEAL_SECONDS} s after the fault was undone")
 
     def restart_etcd_healthy(self, name: str) -> None:
         self.sh(name, "systemctl daemon-reload; systemctl reset-failed etcd.service; systemctl restart etcd.service")
@@ -283,3 +304,37 @@ def test_etcd_binary_systemd_cannot_execute_is_named_by_its_signature(
         lab.sh("node02", shlex.join(["rm", "-f", ETCD_DROPIN]) + "; rmdir " + shlex.quote(ETCD_DROPIN_DIR) + " || true")
         lab.restart_etcd_healthy("node02")
     _assert_clean(_suites(tmp_path, "etcd-binary-healed", ETCD_SUITE), "after the missing-binary fault")
+
+
+# ----------------------------------------------------------------------------- 8: flanneld without its config
+
+
+def test_flanneld_without_its_network_config_is_named_by_its_signature(
+    lab: Lab, healthy_before: SuiteRun, tmp_path: Path
+) -> None:
+    """The guide's order broken: flanneld (re)started on node02 before the network config is in etcd.
+
+    flanneld retries forever without writing subnet.env; docker is kept stopped (it would wait on
+    flanneld). The other workers' flanneld keep running on the config they read at their start.
+    """
+    config = lab.sh("master01", lab.etcdctl("master01", "get", "--print-value-only", FLANNEL_CONFIG_KEY)).strip()
+    assert json.loads(config)["Network"], config
+    env_files = (layout.FLANNEL_SUBNET_ENV, layout.FLANNEL_DOCKER_OPTS)
+    aside = " && ".join(shlex.join(["mv", path, path + "." + FAULT]) for path in env_files)
+    try:
+        lab.sh("node02", "systemctl stop docker.socket docker.service flanneld.service && " + aside)
+        lab.sh("master01", lab.etcdctl("master01", "del", FLANNEL_CONFIG_KEY))
+        lab.sh("node02", "systemctl start --no-block flanneld.service")  # Type=notify: it never becomes ready
+        lab.wait("flanneld's line", lab.journal_has("node02", "flanneld.service", "Couldn't fetch network config"))
+
+        broken = _suites(tmp_path, "flannel-config", FLANNEL_SUITES)
+        own_line = "Couldn't fetch network config: "
+        _assert_names_signature(broken, "FLANNEL-02@node02", "SIG-FLANNEL-01", "FLANNEL-01", own_line)
+        _assert_names_signature(broken, "FLANNEL-04:lease@node02", "SIG-FLANNEL-01", "FLANNEL-01", own_line)
+        # the ID the signature points to fails on its own row
+        assert broken.outcome_of("FLANNEL-01@master01") == "failed"
+    finally:
+        lab.sh("master01", lab.etcdctl("master01", "put", FLANNEL_CONFIG_KEY, config))
+        lab.sh("node02", "systemctl restart flanneld.service && systemctl start docker.socket docker.service")
+        lab.sh("node02", shlex.join(["rm", "-f", *(path + "." + FAULT for path in env_files)]))
+    lab.wait_until_suites_clean(tmp_path, "flannel-config-healed", FLANNEL_SUITES)

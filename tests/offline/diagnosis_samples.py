@@ -196,6 +196,12 @@ SAMPLES: dict[str, tuple[str, str]] = {
         '\\"https://192.168.61.17:6443/api/v1/nodes\\": tls: failed to verify certificate: x509: certificate '
         'signed by unknown authority"',
     ),
+    "SIG-KUBELET-07": (
+        "kubernetes v1.23 pkg/kubelet/dockershim/docker_service.go",
+        'E1127 01:39:01.000100    9001 server.go:302] "Failed to run kubelet" err="failed to run Kubelet: '
+        'misconfiguration: kubelet cgroup driver: \\"systemd\\" is different from docker cgroup driver: '
+        '\\"cgroupfs\\""',
+    ),
     "SIG-CRIDOCKERD-01": (
         "cri-dockerd v0.3.17 core/docker_service.go",
         'time="2026-11-27T01:40:01Z" level=fatal msg="misconfiguration: kubelet cgroup driver: \\"systemd\\" '
