@@ -21,8 +21,8 @@ from kubeproof.diagnosis.journal import (
     JOURNAL_LINES,
     JournalLine,
     collapse_repeats,
+    failing_run,
     journal_command,
-    last_run,
     own_lines,
     parse_journal,
     repeat_key,
@@ -65,6 +65,7 @@ class JournalDiagnosis:
     candidates: tuple[ShownLine, ...]
     empty_note: str  # what to say when there is no own line to show
     problem: str = ""  # the signature catalogue could not be read
+    notes: tuple[str, ...] = ()  # where the lines come from, when not simply the last run
 
     def summary(self) -> list[str]:
         lines = [match.signature.summary() for match in self.matches[:MAX_MATCHES_SHOWN]]
@@ -73,6 +74,7 @@ class JournalDiagnosis:
         if not lines:
             tail = "last own lines:" if self.candidates else self.empty_note
             lines = ["no known signature matched; " + tail]
+        lines += self.notes
         if self.problem:
             lines.append(self.problem)
         return lines
@@ -119,8 +121,14 @@ def diagnose(
         signatures, problem = _catalogue()
     matches: list[SignatureMatch] = []
     candidates: list[ShownLine] = []
+    sources: list[str] = []  # where the lines come from, when not the last run
     for position, journal in enumerate(journals):
-        run = last_run(journal.lines)
+        run, earlier = failing_run(journal.lines)
+        if earlier:
+            sources.append(
+                f"{journal.unit}: its last run logged nothing in the journal (yet): "
+                "lines from the run before it, in the same restart loop"
+            )
         own, notes = own_lines(run), systemd_notes(run)
         found = match_signatures(journal.unit, own, signatures, notes)
         matches += found
@@ -131,7 +139,7 @@ def diagnose(
             text = line.shown() + (f" (logged {count} times)" if count > 1 else "")
             candidates.append(ShownLine(journal.unit, text, repeat_key(line) in matched_keys, (position, index)))
     note = empty_note or f"no own lines in the last {JOURNAL_LINES} journal lines"
-    return JournalDiagnosis(tuple(matches), tuple(candidates), note, problem)
+    return JournalDiagnosis(tuple(matches), tuple(candidates), note, problem, tuple(sources))
 
 
 def render(

@@ -7,7 +7,8 @@ quickly", "Main process exited, code=exited", "Failed with result", "Started/Sto
 program's fatal message sits above them. This module keeps the two apart:
 
 * `-o short-iso` lines are `<timestamp> <host> <identifier>[<pid>]: <message>`; those whose
-  identifier is `systemd` are systemd's. An indented line continues the message above it.
+  identifier is `systemd`, or `(<binary>)` (systemd's child before the exec), are systemd's.
+  An indented line continues the message above it.
 * `-o cat` lines carry no identifier: systemd's are recognised by their texts only (the
   bookkeeping texts of systemd 252, Debian bookworm's; the lab's nodes run it).
 
@@ -58,6 +59,10 @@ _RUN_END = re.compile(
     r"^(?:Stopped|Stopping|Failed to start) "
     r"|: (?:Main process exited|Deactivated successfully|Failed with result|Succeeded\.)"
 )
+RESTART_SCHEDULED = "Scheduled restart job"
+# systemd's forked child, before it executes the program, logs as "(<binary>)" (cut to the kernel's
+# 15-character comm): "(etcd)[1201]: etcd.service: Failed to locate executable /opt/etcd/bin/etcd"
+_SYSTEMD_CHILD = re.compile(r"^\(.+\)$")
 _ERROR_WORDS = (
     "error",
     "errors",
@@ -137,8 +142,9 @@ def parse_journal(text: str | Iterable[str]) -> list[JournalLine]:
         match = _SHORT_ISO.match(raw)
         if match is not None:
             identifier, message = match["identifier"], match["message"]
-            bookkeeping = identifier == "systemd" and bool(_BOOKKEEPING.match(message))
-            parsed.append(JournalLine(raw, message, identifier, identifier == "systemd", bookkeeping))
+            systemd = identifier == "systemd" or _SYSTEMD_CHILD.match(identifier) is not None
+            bookkeeping = systemd and bool(_BOOKKEEPING.match(message))
+            parsed.append(JournalLine(raw, message, identifier, systemd, bookkeeping))
         elif raw[0].isspace() and parsed:
             # journalctl indents the continuation lines of a multi-line message
             previous = parsed[-1]
@@ -149,26 +155,60 @@ def parse_journal(text: str | Iterable[str]) -> list[JournalLine]:
     return parsed
 
 
-def last_run(lines: Sequence[JournalLine]) -> list[JournalLine]:
-    """The lines from the last start of the unit on (all of them when the start is not in view).
+def run_starts(lines: Sequence[JournalLine]) -> list[int]:
+    """Where each run of the unit begins (the first is 0: what was read may begin inside a run).
 
     "Starting X..." always begins a run. "Started X." begins one only for a Type=simple unit, where
     it is the only start line: at the top of what was read, or after the previous run ended. After
     "Starting", or right after the program's own lines, it only says that the run became ready.
     """
-    start, starting, ended, seen_own = 0, False, False, False
+    starts = [0]
+    starting, ended, seen_own = False, False, False
     for index, line in enumerate(lines):
         if not line.by_systemd:
             seen_own = True
         elif line.message.startswith("Starting "):
-            start, starting, ended = index, True, False
+            starts.append(index)
+            starting, ended = True, False
         elif line.message.startswith("Started "):
             if not starting and (ended or not seen_own):
-                start, ended = index, False
+                starts.append(index)
+                ended = False
             starting = False
         elif _RUN_END.search(line.message):
             starting, ended = False, True
-    return list(lines[start:])
+    return sorted(set(starts))
+
+
+def last_run(lines: Sequence[JournalLine]) -> list[JournalLine]:
+    """The lines from the last start of the unit on (all of them when the start is not in view)."""
+    return list(lines[run_starts(lines)[-1] :])
+
+
+def failing_run(lines: Sequence[JournalLine]) -> tuple[list[JournalLine], bool]:
+    """The last run; or, when it said nothing yet (no line of its own, no note of systemd's) and
+    systemd restarted it automatically (one restart loop: same unit file, same configuration), from
+    the last run of that loop that did. journald takes a dying process's lines in its own time: on
+    the lab a crash loop's last run read back with systemd's bookkeeping only, and the exec errors of
+    systemd's child for one run sat above that run's "Starting" line. An earlier run of the same loop
+    says the same. True when the lines come from an earlier run."""
+    starts = run_starts(lines)
+    index = len(starts) - 1
+    while (
+        index > 0
+        and not _says_something(lines[starts[index] :])
+        and any(
+            line.by_systemd and RESTART_SCHEDULED in line.message for line in lines[starts[index - 1] : starts[index]]
+        )
+    ):
+        index -= 1
+    if not _says_something(lines[starts[index] :]):  # no run of the loop said anything: the last one it is
+        index = len(starts) - 1
+    return list(lines[starts[index] :]), index != len(starts) - 1
+
+
+def _says_something(lines: Sequence[JournalLine]) -> bool:
+    return any(not line.bookkeeping for line in lines)
 
 
 def own_lines(lines: Sequence[JournalLine]) -> list[JournalLine]:

@@ -8,7 +8,9 @@ flags of running components, version arithmetic, and the unit diagnosis attached
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import time
 import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -113,12 +115,48 @@ class ApiAnswer:
     status: int
     body: Any  # parsed JSON, or the text when it is not JSON
     server_time: datetime | None  # the apiserver's Date header: the cluster's clock, not ours
+    unanswered: int = 0  # earlier attempts of a read that got no answer in ATTEMPT_SECONDS
+
+    def describe(self) -> str:
+        retried = f", after {self.unanswered} attempt(s) unanswered in {ATTEMPT_SECONDS:g} s" if self.unanswered else ""
+        return f"HTTP {self.status}{retried}"
+
+
+# A read is tried again when it gets no answer in this time, within the caller's timeout. With one
+# etcd member frozen, kube-apiserver's etcd client sends a share of its requests to that member
+# until its keepalive gives up (30 s + 10 s); such a request hangs, the next one is sent to another
+# member (seen on the lab: a 10 s hang of one GET while node02 was paused). Writes are sent once.
+ATTEMPT_SECONDS = 3.0
+IDEMPOTENT = frozenset({"GET", "HEAD"})
 
 
 def call_json(
     clients: KubeClients, method: str, path: str, body: Any = None, *, timeout: float, where: str
 ) -> ApiAnswer:
     """One request through an admin client; plain JSON in and out (no generated models)."""
+    deadline = time.monotonic() + timeout
+    unanswered = 0
+    while True:
+        left = deadline - time.monotonic()
+        # the last attempt takes what is left: a slow answer still comes within the caller's timeout
+        attempt = ATTEMPT_SECONDS if method in IDEMPOTENT and left > 2 * ATTEMPT_SECONDS else max(left, 0.1)
+        try:
+            answer = _call_once(clients, method, path, body, timeout=attempt, where=where)
+        except _NoAnswer as exc:
+            if attempt < left:
+                unanswered += 1
+                continue
+            raise ProbeError(where, exc.reason) from None
+        return dataclasses.replace(answer, unanswered=unanswered) if unanswered else answer
+
+
+class _NoAnswer(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _call_once(clients: KubeClients, method: str, path: str, body: Any, *, timeout: float, where: str) -> ApiAnswer:
     headers = {"Accept": "application/json"}
     if body is not None:
         headers["Content-Type"] = "application/json"
@@ -131,7 +169,10 @@ def call_json(
         status = int(response.status)
         date_header = response.headers.get("Date")
     except Exception as exc:  # urllib3 and ssl raise many types; all mean the request did not complete
-        raise ProbeError(where, f"Kubernetes API {method} {path}: {type(exc).__name__}: {exc}") from None
+        reason = f"Kubernetes API {method} {path}: {type(exc).__name__}: {exc}"
+        if _is_read_timeout(exc):
+            raise _NoAnswer(reason) from None
+        raise ProbeError(where, reason) from None
     finally:
         if response is not None:
             with contextlib.suppress(Exception):
@@ -148,13 +189,22 @@ def call_json(
     return ApiAnswer(status, parsed, server_time)
 
 
+def _is_read_timeout(exc: BaseException) -> bool:
+    """The request went out and no answer came in time (not: refused, reset, TLS, DNS)."""
+    from urllib3.exceptions import MaxRetryError, ReadTimeoutError
+
+    if isinstance(exc, MaxRetryError):
+        return isinstance(exc.reason, ReadTimeoutError)
+    return isinstance(exc, ReadTimeoutError)
+
+
 def api_request(
     ctx: HostContext, method: str, path: str, body: Any = None, *, timeout: float = 10.0, record: bool = True
 ) -> ApiAnswer:
     """A request with the session's admin client (gated: "prerequisite failed" when the API is down)."""
     answer = call_json(kube(ctx), method, path, body, timeout=timeout, where=ctx.host.name)
     if record:
-        ctx.note_source(f"Kubernetes API: {method} {path} (HTTP {answer.status})")
+        ctx.note_source(f"Kubernetes API: {method} {path} ({answer.describe()})")
     return answer
 
 

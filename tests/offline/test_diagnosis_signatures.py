@@ -233,6 +233,34 @@ def test_crash_looping_etcd_shows_its_fatal_line_not_systemds() -> None:
     assert len(diagnosis) <= MAX_DIAGNOSIS_LINES
 
 
+# journald behind on a busy host: the last run of the loop read back with systemd's lines only
+LATE_LAST_RUN = CRASH_LOOP.replace(
+    f"{AT} systemd[1]: etcd.service: Consumed 41ms CPU time.\n",
+    f"{AT} systemd[1]: Starting etcd.service - Etcd Server...\n"
+    f"{AT} systemd[1]: etcd.service: Main process exited, code=exited, status=1/FAILURE\n",
+)
+
+
+def test_a_crash_loops_last_run_without_own_lines_is_read_from_the_run_before() -> None:
+    capture = service_capture(GUIDE_ETCD_ENV, GUIDE_ETCD_UNIT, None, {})
+    diagnosis = parse_service_output(raw(capture + LATE_LAST_RUN)).diagnosis()
+    assert diagnosis[1].startswith("matched SIG-ETCD-04 → points to ETCD-02:")
+    assert diagnosis[2] == (
+        "etcd: its last run logged nothing in the journal (yet): lines from the run before it, in the same restart loop"
+    )
+    assert any('etcd[2101]: couldn\'t find local name "etcd02"' in line for line in diagnosis)
+
+
+def test_a_run_before_a_restart_by_hand_is_not_read() -> None:
+    # an operator's restart (no "Scheduled restart job") begins another episode: the old error is not shown
+    by_hand = LATE_LAST_RUN.replace(
+        f"{AT} systemd[1]: etcd.service: Scheduled restart job, restart counter is at 5.\n", ""
+    )
+    lines = explain.render_service_journal("etcd.service", "etcd.service: failed", by_hand.splitlines())
+    assert not any("SIG-ETCD-04" in line or "couldn't find local name" in line for line in lines), lines
+    assert not any("restart loop" in line for line in lines)
+
+
 def test_no_match_says_the_cause_is_unknown_and_shows_the_last_own_lines() -> None:
     journal = [_line("etcd", m) for m in HEALTHY["etcd"]]
     lines = explain.render_service_journal("etcd.service", "etcd.service: active, enabled", journal)
@@ -262,6 +290,34 @@ def test_a_unit_systemd_could_not_start_shows_systemds_note() -> None:
     lines = explain.render_service_journal("docker.service", "docker.service: failed (failed), enabled", journal)
     assert lines[1].startswith("matched SIG-DOCKER-03 → points to FLANNEL-04:")
     assert [line for line in lines if line.startswith("  ")] == ["  " + journal[1], "  " + journal[2]]
+
+
+def test_systemds_child_that_could_not_exec_is_systemd_speaking() -> None:
+    # as read on the lab: systemd's forked child logs under "(<binary>)", cut to 15 characters
+    journal = [
+        f"{AT} systemd[1]: Starting etcd.service - Etcd Server...",
+        f"{AT} (of-fault)[10750]: etcd.service: Failed to locate executable /opt/etcd/bin/etcd.kubeproof-fault: "
+        "No such file or directory",
+        f"{AT} (of-fault)[10750]: etcd.service: Failed at step EXEC spawning /opt/etcd/bin/etcd.kubeproof-fault: "
+        "No such file or directory",
+        f"{AT} systemd[1]: etcd.service: Main process exited, code=exited, status=203/EXEC",
+        f"{AT} systemd[1]: etcd.service: Scheduled restart job, restart counter is at 5.",
+        f"{AT} systemd[1]: Stopped etcd.service - Etcd Server.",
+        f"{AT} (of-fault)[10757]: etcd.service: Failed to locate executable /opt/etcd/bin/etcd.kubeproof-fault: "
+        "No such file or directory",
+        f"{AT} systemd[1]: Starting etcd.service - Etcd Server...",
+        f"{AT} systemd[1]: Failed to start etcd.service - Etcd Server.",
+    ]
+    assert [line.by_systemd for line in parse_journal(journal)] == [True] * len(journal)
+    lines = explain.render_service_journal("etcd.service", "etcd.service: failed (failed), enabled", journal)
+    assert lines[1].startswith("matched SIG-ETCD-10 → points to ETCD-01:")
+    # the child's lines of the last run came in above its "Starting": the run before is read
+    assert any("restart loop" in line for line in lines)
+    # in order, the last run's own lines are read from it
+    in_order = [*journal[:6], journal[7], journal[6], journal[8]]
+    lines = explain.render_service_journal("etcd.service", "etcd.service: failed (failed), enabled", in_order)
+    assert lines[1].startswith("matched SIG-ETCD-10 → points to ETCD-01:")
+    assert not any("restart loop" in line for line in lines)
 
 
 def test_a_broken_catalogue_costs_the_row_only_the_signatures(monkeypatch: pytest.MonkeyPatch) -> None:
