@@ -177,7 +177,7 @@ def run_starts(lines: Sequence[JournalLine]) -> list[int]:
             starting = False
         elif _RUN_END.search(line.message):
             starting, ended = False, True
-    return sorted(set(starts))
+    return starts if len(starts) < 2 or starts[1] else starts[1:]  # a start on the first line is the 0
 
 
 def last_run(lines: Sequence[JournalLine]) -> list[JournalLine]:

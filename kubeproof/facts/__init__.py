@@ -215,23 +215,22 @@ class HostFacts:
             raise _raised(self._errors[fact.name])
         record = self._records[fact.name]
         if record.rc == 127 and "not installed" in record.stderr:
-            error = ProbeError(self.host, record.stderr.strip().removeprefix("kubeproof: "))
-            self._errors[fact.name] = error
-            raise error
+            raise self._failed(fact, record.stderr.strip().removeprefix("kubeproof: "))
         if record.rc == 124 and TIMED_OUT in record.stderr:
             seconds = record.stderr.rsplit(TIMED_OUT, 1)[1].strip()
-            message = f"fact {fact.name!r}: its command did not finish within {seconds}: {fact.command}"
-            error = ProbeError(self.host, message)
-            self._errors[fact.name] = error
-            raise error
+            raise self._failed(fact, f"fact {fact.name!r}: its command did not finish within {seconds}: {fact.command}")
         try:
             value = fact.parse(Raw(record.stdout, record.stderr, record.rc))
         except ParseError as exc:
-            error = ProbeError(self.host, f"fact {fact.name!r}: {exc}")
-            self._errors[fact.name] = error
-            raise error from None
+            raise self._failed(fact, f"fact {fact.name!r}: {exc}") from None
         self._values[fact.name] = value
         return value
+
+    def _failed(self, fact: Fact[Any], reason: str) -> ProbeError:
+        """The fact's probe error, cached: asking again gives the same answer without a round trip."""
+        error = ProbeError(self.host, reason)
+        self._errors[fact.name] = error
+        return error
 
     def record(self, name: str) -> FactRecord | None:
         return self._records.get(name)

@@ -28,6 +28,7 @@ import re
 import shlex
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +81,22 @@ class Lab(FaultLab):
                 break
             time.sleep(5)
         _assert_clean(run, f"{HEAL_SECONDS} s after the fault was undone")
+
+    @contextmanager
+    def etcd_started_as(self, name: str, argv: list[str]) -> Iterator[None]:
+        """etcd.service on a member restarted with another ExecStart (a drop-in); undone after."""
+        dropin = "[Service]\nExecStart=\nExecStart=" + shlex.join(argv) + "\n"
+        try:
+            self.sh(name, "mkdir -p " + shlex.quote(ETCD_DROPIN_DIR))
+            self.connection(name).write_file(ETCD_DROPIN, dropin.encode(), 0o644)
+            self.sh(name, "systemctl daemon-reload")
+            self.connection(name).run("systemctl restart etcd.service", timeout=120)  # expected to fail
+            self.wait(f"etcd on {name} to be down", self.etcd_down(name))
+            yield
+        finally:
+            rm = shlex.join(["rm", "-f", ETCD_DROPIN]) + "; rmdir " + shlex.quote(ETCD_DROPIN_DIR) + " || true"
+            self.sh(name, rm)
+            self.restart_etcd_healthy(name)
 
     def restart_etcd_healthy(self, name: str) -> None:
         self.sh(name, "systemctl daemon-reload; systemctl reset-failed etcd.service; systemctl restart etcd.service")
@@ -135,7 +152,7 @@ def _set_env(text: str, name: str, value: str) -> str:
     return replaced
 
 
-# ----------------------------------------------------------------------------- 1, 2: etcd
+# ----------------------------------------------------------------------------- 1: etcd given a setting twice
 
 
 def test_etcd_setting_given_twice_is_named_by_its_signature(lab: Lab, healthy_before: SuiteRun, tmp_path: Path) -> None:
@@ -145,15 +162,8 @@ def test_etcd_setting_given_twice_is_named_by_its_signature(lab: Lab, healthy_be
     assert "ETCD_NAME" in parse_env_file(env.decode()), "the env file must set ETCD_NAME for this fault"
     argv = shlex.split(parse_unit_text(lab.sh("node02", "systemctl cat etcd.service")).exec_start)
     assert not any(arg.startswith("--name") for arg in argv), f"etcd.service already passes --name: {argv}"
-    dropin = "[Service]\nExecStart=\nExecStart=" + shlex.join([*argv, "--name=" + node02.etcd_name]) + "\n"
-    try:
-        lab.sh("node02", "mkdir -p " + shlex.quote(ETCD_DROPIN_DIR))
-        lab.connection("node02").write_file(ETCD_DROPIN, dropin.encode(), 0o644)
-        lab.sh("node02", "systemctl daemon-reload")
-        lab.connection("node02").run("systemctl restart etcd.service", timeout=120)  # fails: etcd exits at once
-        lab.wait("etcd on node02 to refuse its configuration", lab.etcd_down("node02"))
+    with lab.etcd_started_as("node02", [*argv, "--name=" + node02.etcd_name]):
         lab.wait("etcd's fatal line", lab.journal_has("node02", "etcd.service", "is shadowed by corresponding"))
-
         broken = _suites(tmp_path, "etcd-shadowed", ETCD_SUITE)
         _assert_names_signature(
             broken,
@@ -162,47 +172,10 @@ def test_etcd_setting_given_twice_is_named_by_its_signature(lab: Lab, healthy_be
             "ETCD-06",
             'conflicting environment variable "ETCD_NAME" is shadowed by corresponding command-line flag',
         )
-    finally:
-        lab.sh("node02", shlex.join(["rm", "-f", ETCD_DROPIN]) + "; rmdir " + shlex.quote(ETCD_DROPIN_DIR) + " || true")
-        lab.restart_etcd_healthy("node02")
     _assert_clean(_suites(tmp_path, "etcd-shadowed-healed", ETCD_SUITE), "after the --name fault")
 
 
-def test_etcd_name_missing_from_initial_cluster_is_named_by_its_signature(
-    lab: Lab, healthy_before: SuiteRun, tmp_path: Path
-) -> None:
-    env, mode = lab.file("node02", layout.ETCD_ENV_FILE)
-    data_dir = parse_env_file(env.decode()).get("ETCD_DATA_DIR", "")
-    assert data_dir.startswith("/"), f"ETCD_DATA_DIR is not set in {layout.ETCD_ENV_FILE}"
-    fault_dir = data_dir.rstrip("/") + "." + FAULT
-    assert not lab.ok("node02", "test -e " + shlex.quote(fault_dir)), f"{fault_dir} exists before the fault"
-    text = _set_env(env.decode(), "ETCD_NAME", FAULT)
-    text = _set_env(text, "ETCD_DATA_DIR", fault_dir)  # a data dir of its own: the check runs at bootstrap
-    try:
-        lab.connection("node02").write_file(layout.ETCD_ENV_FILE, text.encode(), mode)
-        lab.connection("node02").run("systemctl restart etcd.service", timeout=120)  # fails at bootstrap
-        lab.wait("etcd on node02 to refuse its name", lab.etcd_down("node02"))
-        lab.wait("etcd's fatal line", lab.journal_has("node02", "etcd.service", "couldn't find local name"))
-
-        broken = _suites(tmp_path, "etcd-name", ETCD_SUITE)
-        _assert_names_signature(
-            broken,
-            "ETCD-06:state@node02",
-            "SIG-ETCD-04",
-            "ETCD-02",
-            f'couldn\'t find local name "{FAULT}" in the initial cluster configuration',
-        )
-        # the ID the signature points to fails on its own row too
-        assert broken.outcome_of("ETCD-02@node02") == "failed"
-    finally:
-        lab.connection("node02").write_file(layout.ETCD_ENV_FILE, env, mode)
-        assert fault_dir.endswith("." + FAULT)  # never anything but the fault's own directory
-        lab.sh("node02", shlex.join(["rm", "-rf", "--", fault_dir]))
-        lab.restart_etcd_healthy("node02")
-    _assert_clean(_suites(tmp_path, "etcd-name-healed", ETCD_SUITE), "after the ETCD_NAME fault")
-
-
-# ----------------------------------------------------------------------------- 3-6: etcd refusing to bootstrap
+# ----------------------------------------------------------------------------- 2-5: etcd refusing to bootstrap
 #
 # Each one a member (node02's) started as a hand deployment gets it wrong, on a data dir of its own
 # (with its real one etcd restarts from its WAL and skips the bootstrap checks): etcd exits, the
@@ -215,10 +188,15 @@ class EtcdBootstrapFault:
     points_to: str
     own_line: str  # a piece of etcd's fatal line, in the journal and in the row's diagnosis
     settings: Callable[[Cluster, HostSpec], dict[str, str]]  # env file settings, beside ETCD_DATA_DIR
+    also_failed: tuple[str, ...] = ()  # the row the signature points to, where it fails on its own
 
 
 def _other_member(cluster: Cluster, host: HostSpec) -> HostSpec:
     return next(h for h in cluster.etcd_members if h.name != host.name)
+
+
+def _unlisted_name(cluster: Cluster, host: HostSpec) -> dict[str, str]:
+    return {"ETCD_NAME": FAULT}
 
 
 def _another_members_name(cluster: Cluster, host: HostSpec) -> dict[str, str]:
@@ -241,6 +219,13 @@ def _duplicate_peer_url(cluster: Cluster, host: HostSpec) -> dict[str, str]:
 
 
 ETCD_BOOTSTRAP_FAULTS = {
+    "unlisted-name": EtcdBootstrapFault(
+        "SIG-ETCD-04",
+        "ETCD-02",
+        f'couldn\'t find local name "{FAULT}" in the initial cluster configuration',
+        _unlisted_name,
+        also_failed=("ETCD-02@node02",),
+    ),
     "another-members-name": EtcdBootstrapFault(
         "SIG-ETCD-05", "ETCD-02", "but missing from --initial-advertise-peer-urls=", _another_members_name
     ),
@@ -273,6 +258,8 @@ def test_etcd_refusing_to_bootstrap_is_named_by_its_signature(
 
         broken = _suites(tmp_path, fault, ETCD_SUITE)
         _assert_names_signature(broken, "ETCD-06:state@node02", spec.signature, spec.points_to, spec.own_line)
+        for key in spec.also_failed:
+            assert broken.outcome_of(key) == "failed", key
     finally:
         lab.connection("node02").write_file(layout.ETCD_ENV_FILE, env, mode)
         assert fault_dir.endswith("." + FAULT)  # never anything but the fault's own directory
@@ -281,7 +268,7 @@ def test_etcd_refusing_to_bootstrap_is_named_by_its_signature(
     _assert_clean(_suites(tmp_path, fault + "-healed", ETCD_SUITE), f"after the {fault} fault")
 
 
-# ----------------------------------------------------------------------------- 7: etcd's binary missing
+# ----------------------------------------------------------------------------- 6: etcd's binary missing
 
 
 def test_etcd_binary_systemd_cannot_execute_is_named_by_its_signature(
@@ -290,23 +277,13 @@ def test_etcd_binary_systemd_cannot_execute_is_named_by_its_signature(
     argv = shlex.split(parse_unit_text(lab.sh("node02", "systemctl cat etcd.service")).exec_start)
     missing = argv[0] + "." + FAULT  # the binary ExecStart names is not there (not copied, or a typo)
     assert not lab.ok("node02", "test -e " + shlex.quote(missing))
-    dropin = "[Service]\nExecStart=\nExecStart=" + shlex.join([missing, *argv[1:]]) + "\n"
-    try:
-        lab.sh("node02", "mkdir -p " + shlex.quote(ETCD_DROPIN_DIR))
-        lab.connection("node02").write_file(ETCD_DROPIN, dropin.encode(), 0o644)
-        lab.sh("node02", "systemctl daemon-reload")
-        lab.connection("node02").run("systemctl restart etcd.service", timeout=120)  # fails: nothing to execute
-        lab.wait("etcd on node02 to be down", lab.etcd_down("node02"))
-
+    with lab.etcd_started_as("node02", [missing, *argv[1:]]):
         broken = _suites(tmp_path, "etcd-binary", ETCD_SUITE)
         _assert_names_signature(broken, "ETCD-06:state@node02", "SIG-ETCD-10", "ETCD-01", missing)
-    finally:
-        lab.sh("node02", shlex.join(["rm", "-f", ETCD_DROPIN]) + "; rmdir " + shlex.quote(ETCD_DROPIN_DIR) + " || true")
-        lab.restart_etcd_healthy("node02")
     _assert_clean(_suites(tmp_path, "etcd-binary-healed", ETCD_SUITE), "after the missing-binary fault")
 
 
-# ----------------------------------------------------------------------------- 8: flanneld without its config
+# ----------------------------------------------------------------------------- 7: flanneld without its config
 
 
 def test_flanneld_without_its_network_config_is_named_by_its_signature(
