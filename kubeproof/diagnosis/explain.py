@@ -21,6 +21,7 @@ from kubeproof.diagnosis.journal import (
     JOURNAL_LINES,
     JournalLine,
     collapse_repeats,
+    earlier_runs_of_the_loop,
     failing_run,
     journal_command,
     own_lines,
@@ -131,6 +132,15 @@ def diagnose(
             )
         own, notes = own_lines(run), systemd_notes(run)
         found = match_signatures(journal.unit, own, signatures, notes)
+        for previous in [] if found else earlier_runs_of_the_loop(journal.lines, run):
+            found = match_signatures(journal.unit, own_lines(previous), signatures, systemd_notes(previous))
+            if found:
+                run, own, notes = previous, own_lines(previous), systemd_notes(previous)
+                sources.append(
+                    f"{journal.unit}: its last run has not said why (yet): "
+                    "lines from an earlier run of the same restart loop"
+                )
+                break
         matches += found
         hits = {id(match.line) for match in found}
         matched_keys = {repeat_key(match.line) for match in found}

@@ -207,6 +207,24 @@ def failing_run(lines: Sequence[JournalLine]) -> tuple[list[JournalLine], bool]:
     return list(lines[starts[index] :]), index != len(starts) - 1
 
 
+def earlier_runs_of_the_loop(lines: Sequence[JournalLine], run: Sequence[JournalLine]) -> list[list[JournalLine]]:
+    """The runs before ``run`` (the one `failing_run` chose) that systemd restarted automatically into
+    the next ("Scheduled restart job"), newest first: one restart loop, one unit file, one
+    configuration. A run in progress has not said why it will fail yet (on the lab a crash-looping
+    Type=simple kube-proxy was read 0.1 s into a run; a flanneld that cannot reach etcd logs the
+    handshake error only when its start times out); the run before it in the loop has."""
+    starts = run_starts(lines)
+    first = len(lines) - len(run)  # where the chosen run begins: it runs to the end of what was read
+    index = starts.index(first) if first in starts else 0
+    runs = []
+    while index > 0 and any(
+        line.by_systemd and RESTART_SCHEDULED in line.message for line in lines[starts[index - 1] : starts[index]]
+    ):
+        runs.append(list(lines[starts[index - 1] : starts[index]]))
+        index -= 1
+    return runs
+
+
 def _says_something(lines: Sequence[JournalLine]) -> bool:
     return any(not line.bookkeeping for line in lines)
 

@@ -329,3 +329,137 @@ BOOKKEEPING = (
     "Stopped etcd",
     "Failed to start etcd",
 )
+
+# Lines the units really logged on the lab (tests/lab/test_48_signatures_more.py), as `journalctl -o cat`
+# shows them: (signature, unit, syslog identifier, the fault, the message)
+LAB_LINES: list[tuple[str, str, str, str, str]] = [
+    (
+        "SIG-DOCKER-02",
+        "docker",
+        "dockerd",
+        'node02\'s docker with "bip" in /etc/docker/daemon.json',
+        (
+            "unable to configure the Docker daemon with file /etc/docker/daemon.json: the following d"
+            "irectives are specified both as a flag and in the configuration file: bip: (from flag: 1"
+            "72.17.38.1/24, from file: 172.17.0.1/16)"
+        ),
+    ),
+    (
+        "SIG-DOCKER-03",
+        "docker",
+        "systemd",
+        "node01's docker started while /run/flannel/docker was missing",
+        "docker.service: Failed to load environment files: No such file or directory",
+    ),
+    (
+        "SIG-KUBELET-06",
+        "kubelet",
+        "kubelet",
+        "node01's kubelet restarted while cri-dockerd was stopped",
+        (
+            'E1205 23:10:52.344325   15730 run.go:72] "command failed" err="failed to run Kubelet: va'
+            'lidate service connection: validate CRI v1 runtime API for endpoint \\"unix:///run/cri-do'
+            'ckerd.sock\\": rpc error: code = Unavailable desc = connection error: desc = \\"transport:'
+            ' Error while dialing: dial unix /run/cri-dockerd.sock: connect: connection refused\\""'
+        ),
+    ),
+    (
+        "SIG-PROXY-01",
+        "kube-proxy",
+        "kube-proxy",
+        "node02's kube-proxy declared mode ipvs, the kernel without IP_VS",
+        (
+            'E1205 23:07:15.221974    8436 server.go:135] "Error running ProxyServer" err="can\'t use '
+            'the IPVS proxier: Ipvs not supported"'
+        ),
+    ),
+    (
+        "SIG-KCM-02",
+        "kube-controller-manager",
+        "kube-controller-manager",
+        "--cluster-signing-cert-file naming a missing file",
+        (
+            'E1205 23:20:06.743241   36259 controllermanager.go:755] "Error starting controller" err='
+            '"failed to start kubernetes.io/kubelet-serving certificate controller: error reading CA '
+            'cert file \\"/opt/kubernetes/ssl/kubeproof-fault-ca.pem\\": open /opt/kubernetes/ssl/kubep'
+            'roof-fault-ca.pem: no such file or directory" controller="certificatesigningrequest-sign'
+            'ing-controller"'
+        ),
+    ),
+    (
+        "SIG-KUBELET-01",
+        "kubelet",
+        "kubelet",
+        "node01's kubelet without its client certificate, its CSR pending",
+        ('I1205 23:05:09.488988    1130 bootstrap.go:358] "Waiting for client certificate to be issued"'),
+    ),
+    (
+        "SIG-FLANNEL-02",
+        "flanneld",
+        "flanneld",
+        "node01's flanneld with the Kubernetes CA as -etcd-cafile, at its start timeout",
+        (
+            '{"level":"warn","ts":"2026-12-05T23:08:44.904524Z","logger":"etcd-client","caller":"v3@v'
+            '3.7.2/retry_interceptor.go:68","msg":"retrying of unary invoker failed","target":"etcd-e'
+            'ndpoints://0x12efb186400/192.168.61.17:2379","peer":"Peer{Addr: <nil>, LocalAddr: <nil>,'
+            ' AuthInfo: <nil>}","method":"/etcdserverpb.KV/Range","attempt":0,"error":"rpc error: cod'
+            'e = Canceled desc = latest balancer error: connection error: desc = \\"transport: authent'
+            "ication handshake failed: tls: failed to verify certificate: x509: certificate signed by"
+            ' unknown authority\\""}'
+        ),
+    ),
+    (
+        "SIG-ETCD-01",
+        "etcd",
+        "etcd",
+        "node02's server.pem from another CA: its peers refuse it (Go 1.19 sends bad certificate)",
+        ('rejected connection from "192.168.61.18:46454" (error "remote error: tls: bad certificate", ServerName "")'),
+    ),
+    (
+        "SIG-ETCD-02",
+        "etcd",
+        "etcd",
+        "node02's server.pem from another CA, as master01 saw node02's client certificate",
+        (
+            'rejected connection from "192.168.61.22:53404" (error "tls: failed to verify client cert'
+            'ificate: x509: certificate signed by unknown authority", ServerName "")'
+        ),
+    ),
+    (
+        "SIG-APISERVER-01",
+        "kube-apiserver",
+        "kube-apiserver",
+        "kube-apiserver with the Kubernetes CA as --etcd-cafile",
+        (
+            "W1205 23:41:58.923128   77589 logging.go:55] [core] [Channel #1 SubChannel #4]grpc: addr"
+            'Conn.createTransport failed to connect to {Addr: "192.168.61.17:2379", ServerName: "192.'
+            '168.61.17:2379", BalancerAttributes: {"<%!p(pickfirstleaf.managedByPickfirstKeyType={})>'
+            '": "<%!p(bool=true)>" }}. Err: connection error: desc = "transport: authentication hands'
+            "hake failed: tls: failed to verify certificate: x509: certificate signed by unknown auth"
+            'ority"'
+        ),
+    ),
+    (
+        "SIG-APISERVER-04",
+        "kube-apiserver",
+        "kube-apiserver",
+        "kube-apiserver restarted while node02's etcd was stopped",
+        (
+            "W1205 23:41:58.907002   77589 logging.go:55] [core] [Channel #2 SubChannel #10]grpc: add"
+            'rConn.createTransport failed to connect to {Addr: "192.168.61.22:2379", ServerName: "192'
+            '.168.61.22:2379", BalancerAttributes: {"<%!p(pickfirstleaf.managedByPickfirstKeyType={})'
+            '>": "<%!p(bool=true)>" }}. Err: connection error: desc = "transport: Error while dialing'
+            ': dial tcp 192.168.61.22:2379: connect: connection refused"'
+        ),
+    ),
+    (
+        "SIG-APISERVER-05",
+        "kube-apiserver",
+        "kube-apiserver",
+        "kube-apiserver giving up after 20 s, no etcd answering",
+        (
+            "F1205 23:42:18.932973   77589 instance.go:232] Error creating leases: error creating sto"
+            "rage factory: context deadline exceeded"
+        ),
+    ),
+]

@@ -32,7 +32,7 @@ from kubeproof.inventory import HostSpec
 from kubeproof.probes import master
 from kubeproof.session import HostContext
 from kubeproof.transport import CommandResult
-from tests.offline.diagnosis_samples import AT, BOOKKEEPING, CRASH_LOOP, HEALTHY, IDENTIFIER, SAMPLES
+from tests.offline.diagnosis_samples import AT, BOOKKEEPING, CRASH_LOOP, HEALTHY, IDENTIFIER, LAB_LINES, SAMPLES
 from tests.offline.facts_samples import GUIDE_ETCD_ENV, GUIDE_ETCD_UNIT, raw, service_capture
 
 INVARIANTS = Path(__file__).resolve().parents[2].parent / "shared" / "guide" / "INVARIANTS.md"
@@ -110,6 +110,17 @@ def test_every_signature_has_a_sample() -> None:
 def test_signature_matches_its_upstream_sample(signature: Any) -> None:
     _, message = SAMPLES[signature.id]
     assert signature.id in _matches(signature.unit, message, signature.source)
+
+
+@pytest.mark.parametrize(
+    ("signature", "unit_name", "identifier", "fault", "message"), LAB_LINES, ids=[line[0] for line in LAB_LINES]
+)
+def test_a_line_the_unit_logged_on_the_lab_matches_its_signature(
+    signature: str, unit_name: str, identifier: str, fault: str, message: str
+) -> None:
+    lines = parse_journal([_line(unit_name, message, identifier)])
+    found = [m.signature.id for m in match_signatures(unit_name, own_lines(lines), SIGNATURES, systemd_notes(lines))]
+    assert signature in found, f"{fault}: {message}"
 
 
 @pytest.mark.parametrize("unit", KNOWN_UNITS)
@@ -381,3 +392,36 @@ def test_a_long_line_keeps_its_head_and_its_error() -> None:
     shown = line.shown()
     assert len(line.raw) > 400 and len(shown) == 400
     assert shown.startswith(AT + " flanneld[4242]: ") and shown.endswith('signed by unknown authority\\""}')
+
+
+# kube-proxy (Type=simple) crash-looping on the lab, read 0.1 s into a new run of the loop
+_PROXY = "kube-proxy.service - Kubernetes Proxy"
+_IPVS = next(line[4] for line in LAB_LINES if line[0] == "SIG-PROXY-01")
+PROXY_LOOP = [
+    f"{AT} systemd[1]: Started {_PROXY}.",
+    f"{AT} kube-proxy[8436]: I1205 23:07:15.007677    8436 feature_gate.go:385] feature gates: {{map[]}}",
+    f"{AT} kube-proxy[8436]: {_IPVS}",
+    f"{AT} systemd[1]: kube-proxy.service: Main process exited, code=exited, status=1/FAILURE",
+    f"{AT} systemd[1]: kube-proxy.service: Failed with result 'exit-code'.",
+    f"{AT} systemd[1]: kube-proxy.service: Scheduled restart job, restart counter is at 1.",
+    f"{AT} systemd[1]: Stopped {_PROXY}.",
+    f"{AT} systemd[1]: Started {_PROXY}.",
+    f"{AT} kube-proxy[8485]: I1205 23:07:20.526545    8485 feature_gate.go:385] feature gates: {{map[]}}",
+]
+
+
+def test_a_restart_loops_run_in_progress_is_explained_by_the_run_before_it() -> None:
+    lines = explain.render_service_journal("kube-proxy.service", "kube-proxy.service: activating", PROXY_LOOP)
+    assert lines[1].startswith("matched SIG-PROXY-01 → points to NODE-09:"), lines
+    assert (
+        "kube-proxy: its last run has not said why (yet): lines from an earlier run of the same restart loop" in lines
+    )
+    assert any("can't use the IPVS proxier" in line for line in lines)
+    assert not any(fragment in line for line in lines for fragment in ("Scheduled restart", "Main process exited"))
+
+
+def test_a_run_started_by_hand_is_not_explained_by_the_runs_before_it() -> None:
+    by_hand = [line for line in PROXY_LOOP if "Scheduled restart job" not in line]
+    lines = explain.render_service_journal("kube-proxy.service", "kube-proxy.service: active", by_hand)
+    assert lines[1] == "no known signature matched; last own lines:", lines
+    assert not any("IPVS" in line for line in lines)
