@@ -32,6 +32,9 @@ class Observation:
     sources: tuple[str, ...] = ()
     evidence: tuple[Mapping[str, Any], ...] = ()
     diagnosis: tuple[str, ...] = ()
+    # What was checked and the values found, one line an item ("docker0 172.17.9.1/24 inside
+    # FLANNEL_SUBNET 172.17.9.1/24"): a passed row's evidence says what was true, not "observed []".
+    seen: tuple[str, ...] = ()
 
 
 # ----------------------------------------------------------------------------- comparators
@@ -282,6 +285,7 @@ class Verdict:
     sources: tuple[str, ...] = ()
     diagnosis: tuple[str, ...] = ()
     evidence: tuple[Mapping[str, Any], ...] = field(default=())
+    seen: tuple[str, ...] = ()
 
     @property
     def message(self) -> str:
@@ -298,6 +302,7 @@ def judge(check: Check, host: str, observation: Observation, context: Mapping[st
         sources=observation.sources,
         diagnosis=observation.diagnosis,
         evidence=observation.evidence,
+        seen=observation.seen,
     )
 
 
@@ -305,13 +310,34 @@ def format_observed(value: Any) -> str:
     return redact(_fmt(value))
 
 
+# A failure shows at most this many seen lines: the observed value names the offenders already.
+FAILURE_SEEN_LINES = 12
+
+
+def _seen_beyond(verdict: Verdict) -> list[str]:
+    """The seen lines that add to the observed value and the diagnosis (an offender or a diagnosis
+    line already shown is not repeated), capped."""
+    shown = {str(item) for item in _as_list(verdict.observed)} | set(verdict.diagnosis)
+    lines = [line for line in verdict.seen if line not in shown]
+    if len(lines) > FAILURE_SEEN_LINES:
+        lines = [*lines[: FAILURE_SEEN_LINES - 1], f"... and {len(lines) - FAILURE_SEEN_LINES + 1} more"]
+    return lines
+
+
 def format_failure(verdict: Verdict) -> str:
-    """The one failure format: ID, host, expected, observed, source, fix (and the diagnosis)."""
+    """The one failure format: ID, host, expected, observed (and what else was seen), source, fix
+    (and the diagnosis)."""
     check = verdict.check
     lines = [
         f"[{check.key}] {verdict.host}: {check.text}",
         f"  expected: {verdict.expected.removeprefix('expected ')}",
         f"  observed: {format_observed(verdict.observed)}",
+    ]
+    seen = _seen_beyond(verdict)
+    if seen:
+        lines.append("  seen:")
+        lines.extend("    " + redact(line) for line in seen)
+    lines += [
         f"  source:   {redact('; '.join(verdict.sources)) or '(none recorded)'}",
         f"  fix:      {check.remediation}",
     ]

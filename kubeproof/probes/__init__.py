@@ -6,8 +6,9 @@ NotApplicable when the check does not apply. It never asserts: that is the compa
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kubeproof.checks import Check, Observation
@@ -18,7 +19,22 @@ from kubeproof.session import HostContext
 ProbeFunction = Callable[[HostContext, str], Any]
 PROBES: dict[str, ProbeFunction] = {}
 
-_PROBE_MODULES = ("env", "pki", "etcd", "network", "master", "node", "smoke", "security")
+# A row's seen lines (what was checked, with the values) are kept short: the evidence of a pass,
+# not a dump of the host. Beyond the cap the rest is counted.
+SEEN_LIMIT = 40
+
+_PROBE_MODULES = (
+    "env",
+    "pki",
+    "etcd",
+    "etcd_exposure",
+    "network",
+    "cross_ping",
+    "master",
+    "node",
+    "smoke",
+    "security",
+)
 
 
 def probe(name: str) -> Callable[[ProbeFunction], ProbeFunction]:
@@ -34,6 +50,14 @@ def probe(name: str) -> Callable[[ProbeFunction], ProbeFunction]:
         return function
 
     return register
+
+
+def capped(lines: Iterable[str], limit: int = SEEN_LIMIT) -> tuple[str, ...]:
+    """At most `limit` seen lines, the last saying how many more there were."""
+    items = [line for line in lines if line]
+    if len(items) <= limit:
+        return tuple(items)
+    return (*items[: limit - 1], f"... and {len(items) - limit + 1} more")
 
 
 def load_probes() -> dict[str, ProbeFunction]:
@@ -60,5 +84,5 @@ def observe(check: Check, context: HostContext) -> Observation:
     context.require_reachable()
     result = PROBES[name](context, argument)
     if isinstance(result, Observation):
-        return result
+        return dataclasses.replace(result, seen=capped(result.seen))
     return context.observation(result)

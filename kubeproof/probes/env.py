@@ -39,20 +39,26 @@ def hostname(ctx: HostContext, _: str) -> str:
 
 
 @probe("hostname_unique")
-def hostname_unique(ctx: HostContext, _: str) -> list[str]:
+def hostname_unique(ctx: HostContext, _: str) -> Observation:
     """Other cluster hosts that report the same hostname as this one."""
     mine = ctx.fact(facts.hostname)
-    return [h.name for h in ctx.cluster.hosts if h.name != ctx.host.name and ctx.fact(facts.hostname, h) == mine]
+    others = {h.name: ctx.fact(facts.hostname, h) for h in ctx.cluster.hosts if h.name != ctx.host.name}
+    return ctx.observation(
+        [name for name, theirs in others.items() if theirs == mine],
+        seen=[f"{ctx.host.name} hostname {mine}", *(f"{name} hostname {theirs}" for name, theirs in others.items())],
+    )
 
 
 @probe("active_swaps")
-def active_swaps(ctx: HostContext, _: str) -> list[str]:
-    return ctx.fact(facts.swaps)
+def active_swaps(ctx: HostContext, _: str) -> Observation:
+    swaps = ctx.fact(facts.swaps)
+    return ctx.observation(swaps, seen=[f"/proc/swaps: {len(swaps)} active swap device(s)", *swaps])
 
 
 @probe("fstab_swap_entries")
-def fstab_swap_entries(ctx: HostContext, _: str) -> list[str]:
-    return ctx.fact(facts.fstab_swap)
+def fstab_swap_entries(ctx: HostContext, _: str) -> Observation:
+    entries = ctx.fact(facts.fstab_swap)
+    return ctx.observation(entries, seen=[f"/etc/fstab: {len(entries)} uncommented entry(ies) of type swap", *entries])
 
 
 @probe("etc_hosts_resolution")

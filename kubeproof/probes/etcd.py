@@ -4,7 +4,8 @@ Three kinds of source, each recorded with the observation:
 * the member's host (one batched fact script): layout, unit, env file, /proc/<MainPID>, etcdctl;
 * the etcd v3 API over TLS from this machine (pyetcd, through `kubeproof.clients.etcd`): status,
   member list, alarms, a linearizable read, a write read back through every other member;
-* a peer host: plain http and TLS without a client certificate against the member's ports.
+* a peer host: plain http and TLS without a client certificate against the member's ports
+  (`kubeproof.probes.etcd_exposure`).
 
 Settings checks (ETCD-02..06) read the configuration as written (unit + env file), so they hold
 whether or not etcd runs; ETCD-06:running compares it with what the process actually runs with.
@@ -18,16 +19,14 @@ TCP and lets every call run into its timeout): rows that need every member error
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 import shlex
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from kubeproof import clients, layout
-from kubeproof.checks import NotApplicable, Observation
+from kubeproof.checks import Observation
 from kubeproof.facts import etcd as facts
 from kubeproof.facts.etcd import ServiceConfig
 from kubeproof.facts.files import directory_stat
@@ -60,21 +59,21 @@ def describe_error(exc: BaseException) -> str:
 # ----------------------------------------------------------------------------- host facts
 
 
-def _service(ctx: HostContext, host: HostSpec | None = None) -> ServiceConfig:
+def member_service(ctx: HostContext, host: HostSpec | None = None) -> ServiceConfig:
     return ctx.fact(facts.etcd_service, host)
 
 
 def _configured(ctx: HostContext, host: HostSpec | None = None) -> dict[str, str]:
-    return facts.configured_etcd_settings(_service(ctx, host))
+    return facts.configured_etcd_settings(member_service(ctx, host))
 
 
-def _effective(ctx: HostContext) -> dict[str, str]:
+def effective_settings(ctx: HostContext) -> dict[str, str]:
     """What etcd runs with when it runs, else what it would start with."""
-    service = _service(ctx)
+    service = member_service(ctx)
     return facts.running_etcd_settings(service) or facts.configured_etcd_settings(service)
 
 
-def _origin(service: ServiceConfig, name: str) -> str:
+def setting_origin(service: ServiceConfig, name: str) -> str:
     """Where a configured setting comes from, for the observation's sources."""
     flag_names = {arg.lstrip("-").partition("=")[0] for arg in service.configured_argv()[1:] if arg.startswith("-")}
     if name in flag_names:
@@ -93,8 +92,12 @@ def _unhealthy_diagnosis(ctx: HostContext) -> list[str]:
 
 
 @probe("etcd_layout_missing")
-def etcd_layout_missing(ctx: HostContext, _: str) -> list[str]:
-    return ctx.fact(facts.etcd_layout).missing()
+def etcd_layout_missing(ctx: HostContext, _: str) -> Observation:
+    found = ctx.fact(facts.etcd_layout)
+    present = {**found.directories, **found.executables, layout.ETCD_ENV_FILE: found.env_file}
+    return ctx.observation(
+        found.missing(), seen=[f"{path} {'present' if ok else 'missing'}" for path, ok in present.items()]
+    )
 
 
 @probe("etcdctl_on_path")
@@ -115,16 +118,18 @@ def etcdctl_on_path(ctx: HostContext, _: str) -> Observation:
 
 @probe("etcd_setting")
 def etcd_setting(ctx: HostContext, name: str) -> str:
-    service = _service(ctx)
-    ctx.note_source(f"{ctx.host.name}: {_origin(service, name)}")
+    service = member_service(ctx)
+    ctx.note_source(f"{ctx.host.name}: {setting_origin(service, name)}")
     return facts.configured_etcd_settings(service).get(name, "not set")
 
 
 @probe("etcd_urls")
-def etcd_urls(ctx: HostContext, name: str) -> list[str]:
-    service = _service(ctx)
-    ctx.note_source(f"{ctx.host.name}: {_origin(service, name)}")
-    return facts.split_urls(facts.configured_etcd_settings(service).get(name))
+def etcd_urls(ctx: HostContext, name: str) -> Observation:
+    service = member_service(ctx)
+    origin = setting_origin(service, name)
+    ctx.note_source(f"{ctx.host.name}: {origin}")
+    value = facts.configured_etcd_settings(service).get(name)
+    return ctx.observation(facts.split_urls(value), seen=[f"{name}={value or '(not set)'} ({origin})"])
 
 
 @probe("etcd_initial_cluster_name")
@@ -139,51 +144,63 @@ def etcd_initial_cluster_name(ctx: HostContext, _: str) -> str:
 
 
 @probe("etcd_name_shared_with")
-def etcd_name_shared_with(ctx: HostContext, _: str) -> list[str]:
+def etcd_name_shared_with(ctx: HostContext, _: str) -> Observation:
     """Other members configured with the same ETCD_NAME as this one."""
     mine = _configured(ctx).get("name")
-    return [
-        f"{h.name} (name={mine})"
-        for h in ctx.cluster.etcd_members
-        if h.name != ctx.host.name and _configured(ctx, h).get("name") == mine
-    ]
+    names = {h.name: _configured(ctx, h).get("name") for h in ctx.cluster.etcd_members if h.name != ctx.host.name}
+    return ctx.observation(
+        [f"{host} (name={mine})" for host, name in names.items() if name == mine],
+        seen=[
+            f"{ctx.host.name} name={mine}",
+            *(f"{host} name={name} {'=' if name == mine else '!='} {mine} here" for host, name in names.items()),
+        ],
+    )
 
 
 @probe("etcd_initial_cluster")
 def etcd_initial_cluster(ctx: HostContext, _: str) -> list[str]:
-    service = _service(ctx)
-    ctx.note_source(f"{ctx.host.name}: {_origin(service, 'initial-cluster')}")
+    service = member_service(ctx)
+    ctx.note_source(f"{ctx.host.name}: {setting_origin(service, 'initial-cluster')}")
     return [f"{name}={url}" for name, url in facts.parse_initial_cluster(_configured(ctx).get("initial-cluster"))]
 
 
 @probe("etcd_initial_cluster_differs")
-def etcd_initial_cluster_differs(ctx: HostContext, _: str) -> list[str]:
+def etcd_initial_cluster_differs(ctx: HostContext, _: str) -> Observation:
     """Members whose ETCD_INITIAL_CLUSTER lists other members than this one's (order aside)."""
-    mine = sorted(facts.parse_initial_cluster(_configured(ctx).get("initial-cluster")))
+    here = _configured(ctx).get("initial-cluster")
+    mine = sorted(facts.parse_initial_cluster(here))
     differing = []
+    seen = [f"{ctx.host.name} initial-cluster {here!r}"]
     for host in ctx.cluster.etcd_members:
         if host.name == ctx.host.name:
             continue
         theirs = _configured(ctx, host).get("initial-cluster")
         if sorted(facts.parse_initial_cluster(theirs)) != mine:
             differing.append(f"{host.name}: {theirs!r}")
-    return differing
+            seen.append(f"{host.name} initial-cluster {theirs!r}")
+        else:
+            seen.append(f"{host.name} initial-cluster: the same {len(mine)} members")
+    return ctx.observation(differing, seen=seen)
 
 
 @probe("etcd_token_differs")
-def etcd_token_differs(ctx: HostContext, _: str) -> list[str]:
+def etcd_token_differs(ctx: HostContext, _: str) -> Observation:
     mine = _configured(ctx).get("initial-cluster-token", ETCD_DEFAULT_TOKEN)
-    return [
-        f"{host.name}: {theirs!r} (here: {mine!r})"
+    tokens = {
+        host.name: _configured(ctx, host).get("initial-cluster-token", ETCD_DEFAULT_TOKEN)
         for host in ctx.cluster.etcd_members
         if host.name != ctx.host.name
-        and (theirs := _configured(ctx, host).get("initial-cluster-token", ETCD_DEFAULT_TOKEN)) != mine
-    ]
+    }
+    return ctx.observation(
+        [f"{host}: {theirs!r} (here: {mine!r})" for host, theirs in tokens.items() if theirs != mine],
+        seen=[f"{ctx.host.name} initial-cluster-token {mine!r}"]
+        + [f"{host} initial-cluster-token {theirs!r}" for host, theirs in tokens.items()],
+    )
 
 
 @probe("etcd_unit_property")
 def etcd_unit_property(ctx: HostContext, name: str) -> str:
-    service = _service(ctx)
+    service = member_service(ctx)
     if not service.installed:
         return service.state
     return service.properties.get(name, "unset")
@@ -191,7 +208,7 @@ def etcd_unit_property(ctx: HostContext, name: str) -> str:
 
 @probe("etcd_service_state")
 def etcd_service_state(ctx: HostContext, _: str) -> Observation:
-    service = _service(ctx)
+    service = member_service(ctx)
     state = service.state
     return ctx.observation(state, [] if state == "active, enabled" else service.diagnosis())
 
@@ -204,7 +221,7 @@ def etcd_tls_settings(ctx: HostContext, _: str) -> list[str]:
 
 
 @probe("etcd_tls_files_missing")
-def etcd_tls_files_missing(ctx: HostContext, _: str) -> list[str]:
+def etcd_tls_files_missing(ctx: HostContext, _: str) -> Observation:
     """TLS files the configuration names that are not on the host (the guide's ps shows /opt/etc/ssl/ca.pem)."""
     configured = _configured(ctx)
     paths = sorted({configured[name] for name in facts.ETCD_TLS_SETTINGS if configured.get(name)})
@@ -216,13 +233,14 @@ def etcd_tls_files_missing(ctx: HostContext, _: str) -> list[str]:
         result = ctx.session.transport.connection(ctx.host).run(command)
         ctx.note_source(f"{ctx.host.name}$ {command}")
         missing += [line for line in result.stdout.splitlines() if line]
-    return sorted(missing)
+    seen = [f"{path} {'missing' if path in missing else 'present'}" for path in paths]
+    return ctx.observation(sorted(missing), seen=seen or ["no TLS file configured"])
 
 
 @probe("etcd_running_drift")
 def etcd_running_drift(ctx: HostContext, _: str) -> Observation:
     """Settings the running etcd has that differ from its configuration (edited, not restarted)."""
-    service = _service(ctx)
+    service = member_service(ctx)
     running = facts.running_etcd_settings(service)
     if running is None:
         raise ProbeError(ctx.host.name, f"prerequisite failed: etcd is not running ({service.unit}: {service.state})")
@@ -235,7 +253,12 @@ def etcd_running_drift(ctx: HostContext, _: str) -> Observation:
     diagnosis = (
         [f"etcd main PID {service.properties.get('MainPID')}: {' '.join(service.cmdline or ())}"] if drift else []
     )
-    return ctx.observation(drift, diagnosis)
+    seen = [
+        f"{name}={configured[name]} configured and running"
+        for name in facts.ETCD_COMPARED_SETTINGS
+        if name in configured and configured.get(name) == running.get(name)
+    ]
+    return ctx.observation(drift, diagnosis, seen=[f"etcd main PID {service.properties.get('MainPID')}", *seen])
 
 
 @probe("etcdctl_health")
@@ -492,7 +515,20 @@ def etcd_leader_problems(ctx: HostContext, _: str) -> Observation:
         )
     listed_ids = {m.id for m in view.member_list()}
     problems += [f"leader {leader:x} is not in the member list" for leader in leaders if leader not in listed_ids]
-    return ctx.observation(problems, view.summary() if problems else [])
+    diagnosis = view.summary() + _peers_on_the_silent(ctx, view) if problems else []
+    return ctx.observation(problems, diagnosis, seen=view.summary())
+
+
+def _peers_on_the_silent(ctx: HostContext, view: ClusterView) -> list[str]:
+    """When a member does not answer, its peers' journals say why they cannot reach it (its certificate
+    from another CA, a SAN missing): the etcd diagnosis of the first member that answered (read without
+    recording: diagnosis, not a source; only a member whose etcd.service fact is already gathered)."""
+    gathered = [a.host for a in view.answering() if ctx.session.facts(a.host).record(facts.etcd_service.name)]
+    if not _silent(view) or not gathered:
+        return []
+    peer = gathered[0]
+    lines = ctx.session.facts(peer).get(facts.etcd_service).diagnosis()
+    return [f"{peer.name} ({peer.etcd_name}, a member that answered):", *lines]
 
 
 @probe("etcd_term_problems")
@@ -505,7 +541,7 @@ def etcd_term_problems(ctx: HostContext, _: str) -> Observation:
         problems.append(
             "raft terms differ: " + ", ".join(f"{a.host.etcd_name}={a.raft_term}" for a in view.answering())
         )
-    return ctx.observation(problems, view.summary() if problems else [])
+    return ctx.observation(problems, view.summary() if problems else [], seen=view.summary())
 
 
 @probe("etcd_raft_index_spread")
@@ -519,15 +555,21 @@ def etcd_raft_index_spread(ctx: HostContext, _: str) -> Observation:
 
 
 @probe("etcd_alarms")
-def etcd_alarms(ctx: HostContext, _: str) -> list[str]:
+def etcd_alarms(ctx: HostContext, _: str) -> Observation:
     view = _view(ctx)
     listing = [a for a in view.answering() if a.alarms_error is None]
     if not listing:
-        return [
-            "no member lists its alarms: "
-            + "; ".join(f"{a.host.etcd_name}: {a.alarms_error}" for a in view.answering())
-        ]
-    return [f"{view.name_of(member_id)}: {kind}" for member_id, kind in listing[0].alarms]
+        return ctx.observation(
+            [
+                "no member lists its alarms: "
+                + "; ".join(f"{a.host.etcd_name}: {a.alarms_error}" for a in view.answering())
+            ]
+        )
+    alarms = [f"{view.name_of(member_id)}: {kind}" for member_id, kind in listing[0].alarms]
+    raised = {view.name_of(member_id) for member_id, _kind in listing[0].alarms}
+    seen = [f"alarm list read through {listing[0].host.etcd_name}: {len(alarms)} alarms"]
+    seen += [f"member {m.name or f'{m.id:x}'}: no alarm" for m in view.member_list() if m.name not in raised]
+    return ctx.observation(alarms, seen=seen + alarms)
 
 
 @probe("etcd_replication_problems")
@@ -552,6 +594,7 @@ def etcd_replication_problems(ctx: HostContext, _: str) -> Observation:
     )
     problems: list[str] = []
     diagnosis: list[str] = []
+    seen = [f"wrote {key} through {me.url}"]
     try:
         try:
             _forget_failures(client)
@@ -573,9 +616,11 @@ def etcd_replication_problems(ctx: HostContext, _: str) -> Observation:
                 continue
             if read != value.encode():
                 problems.append(f"read through {_client_url(host)} returned {read!r}, not the value just written")
+            else:
+                seen.append(f"member {host.etcd_name} {_client_url(host)} read back the same value")
     finally:
         _delete_everywhere(members, key, first=ctx.host.name)
-    return ctx.observation(problems, diagnosis + (view.summary() if problems else []))
+    return ctx.observation(problems, diagnosis + (view.summary() if problems else []), seen=seen)
 
 
 def _delete_everywhere(members: dict[str, Any], key: str, first: str) -> None:
@@ -587,144 +632,3 @@ def _delete_everywhere(members: dict[str, Any], key: str, first: str) -> None:
         except Exception:  # noqa: S112 -- try the next member; the key is tiny and namespaced
             continue
         return
-
-
-# ----------------------------------------------------------------------------- exposure (a peer's view)
-
-
-@dataclass(frozen=True)
-class PeerView:
-    peer: HostSpec
-    plain: facts.PortAnswer
-    tls: facts.PortAnswer
-
-    def lines(self) -> list[str]:
-        return [f"from {self.peer.name}: {self.plain.describe()}", f"from {self.peer.name}: {self.tls.describe()}"]
-
-
-def _peer_view(ctx: HostContext, port: int) -> PeerView:
-    designated = facts.exposure_peer(ctx.cluster, ctx.host)
-    if designated is None:
-        raise NotApplicable("there is no other host to probe this member's ports from")
-    # any other host will do: among the hosts that answered (the peer facts were gathered so)
-    peer = facts.exposure_peer(ctx.session.peer_cluster, ctx.host)
-    if peer is None or peer.name == ctx.host.name:
-        ctx.require_reachable(designated)
-        raise NotApplicable("there is no other host to probe this member's ports from")
-    if peer.name != designated.name:
-        ctx.note_skipped(designated, f"this member's ports probed from {peer.name} instead")
-    exposure = facts.etcd_exposure(ctx.session.peer_cluster, peer)
-    if exposure is None:
-        raise NotApplicable("there is no other host to probe this member's ports from")
-    answers = ctx.fact(exposure, peer)
-    plain = answers.get(f"http://{ctx.host.address}:{port}/version")
-    tls = answers.get(f"https://{ctx.host.address}:{port}/version")
-    if plain is None or tls is None:
-        raise ProbeError(peer.name, f"the peer probe printed nothing for {ctx.host.address}:{port}")
-    if not plain.connected and not tls.connected:
-        service = _service(ctx)
-        raise ProbeError(
-            ctx.host.name,
-            f"prerequisite failed: nothing answers on {ctx.host.address}:{port} as seen from {peer.name} "
-            f"({tls.describe()}); {service.unit}: {service.state}",
-        )
-    return PeerView(peer, plain, tls)
-
-
-def _port(argument: str) -> int:
-    return int(argument or "2379")
-
-
-@probe("etcd_plaintext")
-def etcd_plaintext(ctx: HostContext, argument: str) -> Observation:
-    """Plain http to <address>:<port> from a peer host: refused, or served."""
-    view = _peer_view(ctx, _port(argument))
-    if view.plain.http_answer:
-        return ctx.observation(f"served over plain http (HTTP {view.plain.http_code})", view.lines())
-    return ctx.observation("refused")
-
-
-def _auth_settings(port: int) -> tuple[str, str]:
-    """(the client-cert-auth flag, the trusted CA setting) of the client (2379) or peer (2380) listener."""
-    if port == 2379:
-        return "client-cert-auth", "trusted-ca-file"
-    return "peer-client-cert-auth", "peer-trusted-ca-file"
-
-
-def _without_certificate(ctx: HostContext, port: int) -> Observation:
-    view = _peer_view(ctx, port)
-    if view.tls.http_answer:
-        flag, ca = _auth_settings(port)
-        settings = _effective(ctx)
-        return ctx.observation(
-            f"accepted without a client certificate (HTTP {view.tls.http_code})",
-            [*view.lines(), f"{flag}: {settings.get(flag, 'not set')}; {ca}: {settings.get(ca, 'not set')}"],
-        )
-    return ctx.observation("refused")
-
-
-@probe("etcd_without_client_cert")
-def etcd_without_client_cert(ctx: HostContext, argument: str) -> Observation:
-    """ETCD-10: where etcd verifies client certificates, a TLS client without one is refused.
-
-    etcd verifies them when --client-cert-auth is on, and also whenever a trusted CA is set:
-    TLSInfo.ServerConfig requires and verifies a client certificate if `TrustedCAFile != "" ||
-    ClientCertAuth` (etcd 3.4 to 3.6). So the guide's member, --trusted-ca-file without
-    --client-cert-auth, refuses such a client too; the missing flag itself is finding SEC-01.
-    """
-    port = _port(argument)
-    flag, ca = _auth_settings(port)
-    settings = _effective(ctx)
-    if not facts.is_true(settings.get(flag)) and not settings.get(ca):
-        raise NotApplicable(f"{ctx.host.etcd_name} has neither {flag} nor {ca}: it verifies no client: finding SEC-01")
-    return _without_certificate(ctx, port)
-
-
-@probe("etcd_client_cert_auth")
-def etcd_client_cert_auth(ctx: HostContext, argument: str) -> Observation:
-    """SEC-01: --client-cert-auth (2379) or --peer-client-cert-auth (2380) as etcd runs (else as configured).
-
-    The flag is what the finding is about: it is what makes etcd take a client's identity from its
-    certificate (v3 auth by CN). The diagnosis says whether a client without a certificate gets
-    through today (a trusted CA alone already refuses it at the TLS handshake).
-    """
-    port = _port(argument)
-    flag, ca = _auth_settings(port)
-    service = _service(ctx)
-    settings = facts.running_etcd_settings(service) or facts.configured_etcd_settings(service)
-    ctx.note_source(f"{ctx.host.name}: {_origin(service, flag)}")
-    if facts.is_true(settings.get(flag)):
-        return ctx.observation("on")
-    diagnosis = [f"{flag}: {settings.get(flag, 'not set')}; {ca}: {settings.get(ca, 'not set')}"]
-    try:
-        seen = _without_certificate(ctx, port)
-    except (ProbeError, NotApplicable) as exc:
-        diagnosis.append(f"no peer probe of port {port}: {exc}")
-    else:
-        diagnosis.append(f"a TLS client without a certificate, from a peer host: {seen.value}")
-    return ctx.observation("off", diagnosis)
-
-
-def _is_loopback(url: str) -> bool:
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-@probe("etcd_plaintext_listeners")
-def etcd_plaintext_listeners(ctx: HostContext, _: str) -> list[str]:
-    """SEC-01: client or peer listeners on plain http beyond loopback (configured or running)."""
-    service = _service(ctx)
-    sources = [facts.configured_etcd_settings(service), facts.running_etcd_settings(service) or {}]
-    found = {
-        url
-        for settings in sources
-        for name in ("listen-client-urls", "listen-peer-urls")
-        for url in facts.split_urls(settings.get(name))
-        if url.startswith("http://") and not _is_loopback(url)
-    }
-    return sorted(found)

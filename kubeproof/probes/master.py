@@ -289,11 +289,12 @@ def flag(ctx: HostContext, argument: str) -> str:
 
 
 @probe("flag_list")
-def flag_list(ctx: HostContext, argument: str) -> list[str]:
+def flag_list(ctx: HostContext, argument: str) -> Observation:
     """A comma-separated flag's items (`flag_list(kube-apiserver --authorization-mode)`)."""
     unit, name = _unit_and_flag(argument)
     value = process(ctx, unit).flags.get(name, "")
-    return [item.strip() for item in value.split(",") if item.strip()]
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    return ctx.observation(items, seen=[f"running {unit} --{name}={value or '(not set)'}"])
 
 
 @probe("flags_set")
@@ -321,7 +322,11 @@ def _binaries_off_version(ctx: HostContext, fact: Fact[dict[str, str]]) -> Obser
     origin = "versions.kubernetes in the cluster file" if ctx.cluster.versions.kubernetes else "kube-apiserver"
     diagnosis = [f"reference version: {reference} ({origin})"]
     diagnosis += [f"{layout.K8S_BIN}/{name}: {version}" for name, version in versions.items()]
-    return ctx.observation(offending, diagnosis)
+    seen = [
+        f"{layout.K8S_BIN}/{name} {version} {'=' if version == reference else '!='} {reference}"
+        for name, version in versions.items()
+    ]
+    return ctx.observation(offending, diagnosis, seen=seen)
 
 
 @probe("master_binaries_off_version")
@@ -391,8 +396,8 @@ def _served_chain(ctx: HostContext) -> tuple[list[x509.CertInfo], str]:
 def served_certificate_issuer(ctx: HostContext, _: str) -> Observation:
     """Whether the certificate 6443 serves (seen from a peer) chains to the Kubernetes CA."""
     chain, where = _served_chain(ctx)
-    if not chain:
-        return ctx.observation(where)
+    if not chain:  # nothing serves 6443: kube-apiserver's journal says why (SIG-APISERVER-*)
+        return ctx.observation(where, unit_diagnosis(ctx, ctx.host, "kube-apiserver"))
     verdict = certificate_verdict(chain[0].pem, kubernetes_ca_pem(ctx), "served certificate")
     return ctx.observation(verdict, [f"served {where}: {info.subject} (issuer {info.issuer})" for info in chain])
 
@@ -442,9 +447,11 @@ def _listeners_on(ctx: HostContext, port: int) -> list[facts.Listener]:
 def insecure_port_exposed(ctx: HostContext, _: str) -> Observation:
     """Listeners on 8080 bound to a non-loopback (or wildcard) address of the master."""
     listeners = _listeners_on(ctx, facts.INSECURE_PORT)
+    seen = [f"listener {item}: {'loopback' if item.loopback else 'beyond loopback'}" for item in listeners]
     return ctx.observation(
         [str(item) for item in listeners if not item.loopback],
         [f"listener: {item}" for item in listeners] or ["nothing listens on 8080"],
+        seen=seen or [f"nothing listens on {facts.INSECURE_PORT} (ss -ltnp)"],
     )
 
 
@@ -454,7 +461,11 @@ def insecure_port_listeners(ctx: HostContext, _: str) -> Observation:
     exists, version = _insecure_port_exists(ctx)
     if exists:
         raise NotApplicable(f"kube-apiserver {version} still has its insecure port (on 127.0.0.1 only)")
-    return ctx.observation([str(item) for item in _listeners_on(ctx, facts.INSECURE_PORT)])
+    listeners = [str(item) for item in _listeners_on(ctx, facts.INSECURE_PORT)]
+    seen = [f"listener {item}" for item in listeners] or [
+        f"nothing listens on {facts.INSECURE_PORT}, loopback included (kube-apiserver {version}; ss -ltnp)"
+    ]
+    return ctx.observation(listeners, seen=seen)
 
 
 @probe("insecure_port_loopback_healthz")
@@ -503,7 +514,7 @@ def insecure_apiserver_endpoints(ctx: HostContext, _: str) -> Observation:
         diagnosis.append(f"from {peer.name}: {url}: {other.describe()}")
         if other.status and "gitVersion" in other.body:
             found.append(f"http://{address}:{item.port} ({other.describe()})")
-    return ctx.observation(found, diagnosis)
+    return ctx.observation(found, diagnosis, seen=diagnosis)
 
 
 def _listeners_on_process(ctx: HostContext, name: str) -> list[facts.Listener]:
@@ -610,6 +621,7 @@ def controller_manager_signing(ctx: HostContext, _: str) -> Observation:
         raise ProbeError(ctx.host.name, f"{layout.K8S_SSL}/ca.pem is missing")
     ca = x509.parse_certificate(ca_pem)
     diagnosis = [f"Kubernetes CA: {layout.K8S_SSL}/ca.pem {ca.subject} sha256 {ca.sha256_fingerprint[:16]}"]
+    seen = []
     if cert_path:
         signing_pem = ctx.fact(file_text(cert_path))
         if signing_pem is None:
@@ -617,15 +629,27 @@ def controller_manager_signing(ctx: HostContext, _: str) -> Observation:
         else:
             signing = x509.parse_pem_certificates(signing_pem)[0]
             diagnosis.append(f"signing certificate {cert_path}: {signing.subject}")
-            if signing.sha256_fingerprint != ca.sha256_fingerprint:
+            same = signing.sha256_fingerprint == ca.sha256_fingerprint
+            seen.append(
+                f"--cluster-signing-cert-file {cert_path} sha256 {signing.sha256_fingerprint[:16]} "
+                f"{'=' if same else '!='} ca.pem {ca.sha256_fingerprint[:16]}"
+            )
+            if not same:
                 problems.append(f"--cluster-signing-cert-file {cert_path} is not the Kubernetes CA ({signing.subject})")
     if key_path:
         fingerprint = ctx.fact(key_public_fingerprint(key_path))
         if fingerprint is None:
             problems.append(f"--cluster-signing-key-file {key_path} does not exist")
-        elif fingerprint != ca.spki_sha256:
-            problems.append(f"--cluster-signing-key-file {key_path} is not the Kubernetes CA's key")
-    return ctx.observation(problems, diagnosis)
+        else:
+            seen.append(
+                f"--cluster-signing-key-file {key_path} public key {fingerprint[:16]} "
+                f"{'=' if fingerprint == ca.spki_sha256 else '!='} ca.pem key {ca.spki_sha256[:16]}"
+            )
+            if fingerprint != ca.spki_sha256:
+                problems.append(f"--cluster-signing-key-file {key_path} is not the Kubernetes CA's key")
+    if problems:  # what the controller-manager said about its signing pair (SIG-KCM-01/02)
+        diagnosis += unit_diagnosis(ctx, ctx.host, "kube-controller-manager")
+    return ctx.observation(problems, diagnosis, seen=seen)
 
 
 # ----------------------------------------------------------------------------- MASTER-10
@@ -668,8 +692,8 @@ def unhealthy_components(ctx: HostContext, _: str) -> Observation:
     answer = api_get(ctx, "/api/v1/componentstatuses", not_found_ok=True)
     problems, diagnosis = _etcd_members_unhealthy(ctx)
     if answer.status == 404:
-        more, notes = _unhealthy_without_componentstatus(ctx)
-        return ctx.observation(more + problems, notes + diagnosis)
+        more, notes, answered = _unhealthy_without_componentstatus(ctx)
+        return ctx.observation(more + problems, notes + diagnosis, seen=answered + diagnosis)
     seen: dict[str, str] = {}
     for item in answer.body.get("items") or []:
         name = (item.get("metadata") or {}).get("name", "?")
@@ -683,21 +707,24 @@ def unhealthy_components(ctx: HostContext, _: str) -> Observation:
     if not any(name.startswith("etcd-") for name in seen):
         problems.append("etcd: not reported")
     diagnosis = ["kubectl get cs: " + line for line in seen.values()] + diagnosis
+    checked = list(diagnosis)
     if any(p.startswith(("scheduler", "controller-manager")) for p in problems):
         for unit in ("kube-scheduler", "kube-controller-manager"):
             diagnosis += unit_diagnosis(ctx, first_master(ctx), unit)
-    return ctx.observation(problems, diagnosis)
+    return ctx.observation(problems, diagnosis, seen=checked)
 
 
-def _unhealthy_without_componentstatus(ctx: HostContext) -> tuple[list[str], list[str]]:
+def _unhealthy_without_componentstatus(ctx: HostContext) -> tuple[list[str], list[str], list[str]]:
+    """(problems, notes, what each component's /healthz and /livez answered)."""
     answers = ctx.fact(facts.component_health, first_master(ctx))
-    problems = []
+    problems, answered = [], []
     for unit in ("kube-scheduler", "kube-controller-manager"):
         for path in facts.HEALTH_PATHS[unit]:
             answer = answers.get(f"{unit} /{path}")
+            answered.append(f"{unit} /{path}: {answer.describe() if answer else 'not probed'}")
             if answer is None or answer.status != 200:
-                problems.append(f"{unit} /{path}: {answer.describe() if answer else 'not probed'}")
-    return problems, ["ComponentStatus is not served: used the components' /healthz and /livez"]
+                problems.append(answered[-1])
+    return problems, ["ComponentStatus is not served: used the components' /healthz and /livez"], answered
 
 
 # ----------------------------------------------------------------------------- SEC-03
@@ -707,9 +734,10 @@ ANONYMOUS_SUBJECTS = {("User", "system:anonymous"), ("Group", "system:anonymous"
 
 
 @probe("anonymous_cluster_admin_bindings")
-def anonymous_cluster_admin_bindings(ctx: HostContext, _: str) -> list[str]:
+def anonymous_cluster_admin_bindings(ctx: HostContext, _: str) -> Observation:
     """(Cluster)role bindings granting cluster-admin to system:anonymous (or every unauthenticated user)."""
     found = []
+    seen = []
     for path, kind in (
         ("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", "clusterrolebinding"),
         ("/apis/rbac.authorization.k8s.io/v1/rolebindings", "rolebinding"),
@@ -722,7 +750,7 @@ def anonymous_cluster_admin_bindings(ctx: HostContext, _: str) -> list[str]:
             name = metadata.get("name", "?")
             if kind == "rolebinding":
                 name = f"{metadata.get('namespace', '?')}/{name}"
-            for subject in item.get("subjects") or []:
-                if (subject.get("kind"), subject.get("name")) in ANONYMOUS_SUBJECTS:
-                    found.append(f"{kind} {name}: cluster-admin -> {subject.get('kind')} {subject.get('name')}")
-    return found
+            subjects = [(subject.get("kind"), subject.get("name")) for subject in item.get("subjects") or []]
+            seen.append(f"{kind} {name}: cluster-admin -> " + (", ".join(f"{k} {n}" for k, n in subjects) or "nobody"))
+            found += [f"{kind} {name}: cluster-admin -> {k} {n}" for k, n in subjects if (k, n) in ANONYMOUS_SUBJECTS]
+    return ctx.observation(found, seen=seen or ["no binding grants cluster-admin"])

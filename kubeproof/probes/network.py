@@ -5,21 +5,17 @@ one flannel v0.28 uses), /run/flannel/subnet.env, the vxlan device, docker0, and
 neighbour and fdb entries flannel programs for every other worker. Cross-layer rows return the
 list of disagreements (empty when all agree), so a failure names each one.
 
-FLANNEL-08 runs containers from the offline test image on every worker and pings across; they
-are named and labelled `kubeproof-probe`, exit by themselves after 300 s, and are always removed.
+FLANNEL-08 (containers pinging across workers) is in `cross_ping`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import secrets
-import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kubeproof import layout
-from kubeproof.checks import NotApplicable, Observation
+from kubeproof.checks import Observation
 from kubeproof.facts import ParseError
 from kubeproof.facts import network as facts
 from kubeproof.facts.etcd import ServiceConfig, parse_env_file, parse_go_flags
@@ -27,13 +23,8 @@ from kubeproof.facts.network import FlannelLease, Link
 from kubeproof.inventory import HostSpec
 from kubeproof.probes import probe
 from kubeproof.probes.etcd import through_any_member
-from kubeproof.session import HostContext, Session
-from kubeproof.transport import HostUnreachable, ProbeError
-
-PROBE_CONTAINER_PREFIX = "kubeproof-probe-"
-PROBE_LABEL = "kubeproof.probe=flannel-08"
-PROBE_SECONDS = 300  # `sleep 300`: a probe container left behind by a killed run exits by itself
-
+from kubeproof.session import HostContext
+from kubeproof.transport import ProbeError
 
 # ----------------------------------------------------------------------------- docker
 
@@ -62,6 +53,11 @@ def docker_api(ctx: HostContext, _: str) -> Observation:
     if engine.server_version:
         return ctx.observation("answers")
     return ctx.observation(f"no answer: {engine.server_error or 'nothing printed'}", _docker_service(ctx).diagnosis())
+
+
+def _vs(observed: object, wanted: object) -> str:
+    """The comparison a seen line states: `=` or `!=`."""
+    return "=" if observed == wanted else "!="
 
 
 def _flannel_env_files(service: ServiceConfig) -> list[str]:
@@ -95,7 +91,14 @@ def docker_flannel_wiring(ctx: HostContext, _: str) -> Observation:
         problems.append(f"the ExecStart of docker.service passes no flannel variable carrying --bip: {exec_start!r}")
     sources = f"{' + '.join(service.settings.files) or 'no unit file'}"
     ctx.note_source(f"{ctx.host.name}: systemctl cat docker.service ({sources})")
-    return ctx.observation(problems, [f"ExecStart={exec_start}", *(f"{k}={v}" for k, v in variables.items())])
+    seen = [
+        f"docker.service EnvironmentFile {path}: {'missing' if service.env_files.get(path) is None else 'present'}"
+        for path in flannel_files
+    ]
+    seen += [f"ExecStart passes ${name}: {variables[name].strip()}" for name in used]
+    return ctx.observation(
+        problems, [f"ExecStart={exec_start}", *(f"{k}={v}" for k, v in variables.items())], seen=seen
+    )
 
 
 @probe("dockerd_bridge_problems")
@@ -120,7 +123,12 @@ def dockerd_bridge_problems(ctx: HostContext, _: str) -> Observation:
     if mtu != env.get("FLANNEL_MTU"):
         problems.append(f"dockerd --mtu={mtu or '(not set)'}, FLANNEL_MTU={env.get('FLANNEL_MTU')}")
     diagnosis = [f"dockerd: {' '.join(service.cmdline)}"] if problems else []
-    return ctx.observation(problems, diagnosis)
+    seen = [
+        f"dockerd --bip={bip or '(not set)'} {_vs(bip, env.get('FLANNEL_SUBNET'))} "
+        f"FLANNEL_SUBNET {env.get('FLANNEL_SUBNET')}",
+        f"dockerd --mtu={mtu or '(not set)'} {_vs(mtu, env.get('FLANNEL_MTU'))} FLANNEL_MTU {env.get('FLANNEL_MTU')}",
+    ]
+    return ctx.observation(problems, diagnosis, seen=seen)
 
 
 # ----------------------------------------------------------------------------- flannel in etcd
@@ -210,7 +218,13 @@ def flannel_lease_problems(ctx: HostContext, _: str) -> Observation:
     problems += [
         f"lease {m.subnet} lies outside Network {network}" for m in mine if network and not m.subnet.subnet_of(network)
     ]
-    return ctx.observation(problems, _flanneld_diagnosis(ctx) + _lease_lines(state) if problems else [])
+    seen = [f"{len(mine)} lease(s) with PublicIP {ctx.host.address} among {len(state.leases)} in etcd"]
+    seen += [
+        f"lease {m.subnet} (VtepMAC {m.vtep_mac}) "
+        + (f"{'inside' if m.subnet.subnet_of(network) else 'outside'} Network {network}" if network else "")
+        for m in mine
+    ]
+    return ctx.observation(problems, _flanneld_diagnosis(ctx) + _lease_lines(state) if problems else [], seen=seen)
 
 
 @probe("flannel_lease_conflicts")
@@ -229,7 +243,17 @@ def flannel_lease_conflicts(ctx: HostContext, _: str) -> Observation:
             for other in state.leases[index + 1 :]
             if lease.subnet.overlaps(other.subnet)
         ]
-    return ctx.observation(problems, _lease_lines(state) if problems else [])
+    seen = [
+        f"{lease.describe()} "
+        + (f"{'inside' if lease.subnet.subnet_of(network) else 'outside'} Network {network}, " if network else "")
+        + "overlaps "
+        + (
+            ", ".join(str(o.subnet) for o in state.leases if o is not lease and lease.subnet.overlaps(o.subnet))
+            or "no other lease"
+        )
+        for lease in state.leases
+    ]
+    return ctx.observation(problems, _lease_lines(state) if problems else [], seen=seen or ["no lease in etcd"])
 
 
 # ----------------------------------------------------------------------------- flanneld
@@ -306,8 +330,14 @@ def flannel_subnet_env_problems(ctx: HostContext, _: str) -> Observation:
         return ctx.observation([f"{layout.FLANNEL_SUBNET_ENV} does not exist"], _flanneld_diagnosis(ctx))
     state = _flannel_state(ctx)
     problems = []
-    if state.network is not None and env.get("FLANNEL_NETWORK") != str(state.network):
-        problems.append(f"FLANNEL_NETWORK={env.get('FLANNEL_NETWORK')}, Network in etcd {state.network}")
+    seen = []
+    if state.network is not None:
+        seen.append(
+            f"FLANNEL_NETWORK={env.get('FLANNEL_NETWORK')} {_vs(env.get('FLANNEL_NETWORK'), str(state.network))} "
+            f"Network in etcd {state.network}"
+        )
+        if env.get("FLANNEL_NETWORK") != str(state.network):
+            problems.append(f"FLANNEL_NETWORK={env.get('FLANNEL_NETWORK')}, Network in etcd {state.network}")
     lease = _own_lease(ctx, state)
     if isinstance(lease, str):
         problems.append(lease)
@@ -317,11 +347,15 @@ def flannel_subnet_env_problems(ctx: HostContext, _: str) -> Observation:
         except ValueError:
             problems.append(f"FLANNEL_SUBNET={env.get('FLANNEL_SUBNET')!r} is not an address/prefix")
         else:
+            first = lease.subnet.network_address + 1
+            seen.append(
+                f"FLANNEL_SUBNET={subnet} {_vs(subnet.ip, first)} first address {first} of lease {lease.subnet}"
+            )
             if subnet.network != lease.subnet:
                 problems.append(f"FLANNEL_SUBNET={subnet}, this node's lease is {lease.subnet}")
-            elif subnet.ip != lease.subnet.network_address + 1:
+            elif subnet.ip != first:
                 problems.append(f"FLANNEL_SUBNET={subnet} is not the lease's first address")
-    return ctx.observation(problems, [*_lease_lines(state), f"subnet.env: {env}"] if problems else [])
+    return ctx.observation(problems, [*_lease_lines(state), f"subnet.env: {env}"] if problems else [], seen=seen)
 
 
 def _flannel_link(ctx: HostContext) -> Link | None:
@@ -349,18 +383,28 @@ def flannel_vxlan_problems(ctx: HostContext, _: str) -> Observation:
     if not link.up:
         problems.append(f"{link.name} is down ({','.join(link.flags)})")
     env = ctx.fact(facts.subnet_env) or {}
+    env_mtu = env.get("FLANNEL_MTU", "(no subnet.env)")
     if str(link.mtu) != env.get("FLANNEL_MTU"):
-        problems.append(f"{link.name} MTU {link.mtu}, FLANNEL_MTU {env.get('FLANNEL_MTU', '(no subnet.env)')}")
+        problems.append(f"{link.name} MTU {link.mtu}, FLANNEL_MTU {env_mtu}")
+    seen = [
+        f"{link.name} {'up' if link.up else 'down'}",
+        f"{link.name} MTU {link.mtu} {_vs(str(link.mtu), env_mtu)} FLANNEL_MTU {env_mtu}",
+    ]
     state = _flannel_state(ctx)
     lease = _own_lease(ctx, state)
     if isinstance(lease, str):
         problems.append(lease)
     else:
+        seen.append(f"{link.name} MAC {link.mac} {_vs(link.mac, lease.vtep_mac)} lease VtepMAC {lease.vtep_mac}")
         if lease.vtep_mac != link.mac:
             problems.append(f"{link.name} MAC {link.mac}, the lease publishes VtepMAC {lease.vtep_mac}")
+        if lease.vni is not None:
+            seen.append(
+                f"{link.name} VNI {link.vxlan.get('id')} {_vs(link.vxlan.get('id'), lease.vni)} lease VNI {lease.vni}"
+            )
         if lease.vni is not None and lease.vni != link.vxlan.get("id"):
             problems.append(f"{link.name} VNI {link.vxlan.get('id')}, the lease publishes VNI {lease.vni}")
-    return ctx.observation(problems, _flanneld_diagnosis(ctx) if problems else [])
+    return ctx.observation(problems, _flanneld_diagnosis(ctx) if problems else [], seen=seen)
 
 
 def _docker0_and_subnet(ctx: HostContext) -> tuple[Link, dict[str, str]] | list[str]:
@@ -393,8 +437,13 @@ def docker0_address_problems(ctx: HostContext, _: str) -> Observation:
         for address in link.addresses
         if not ipaddress.IPv4Interface(address).network.subnet_of(subnet)
     ]
+    seen = [
+        f"docker0 {address} {'inside' if ipaddress.IPv4Interface(address).network.subnet_of(subnet) else 'outside'}"
+        f" FLANNEL_SUBNET {env.get('FLANNEL_SUBNET')}"
+        for address in link.addresses
+    ]
     return ctx.observation(
-        problems, [f"docker.service: {_docker_service(ctx).settings.exec_start}"] if problems else []
+        problems, [f"docker.service: {_docker_service(ctx).settings.exec_start}"] if problems else [], seen=seen
     )
 
 
@@ -404,9 +453,10 @@ def docker0_mtu_problems(ctx: HostContext, _: str) -> Observation:
     if isinstance(found, list):
         return ctx.observation(found)
     link, env = found
+    seen = [f"docker0 MTU {link.mtu} {_vs(str(link.mtu), env.get('FLANNEL_MTU'))} FLANNEL_MTU {env.get('FLANNEL_MTU')}"]
     if str(link.mtu) == env.get("FLANNEL_MTU"):
-        return ctx.observation([])
-    return ctx.observation([f"docker0 MTU {link.mtu}, FLANNEL_MTU {env.get('FLANNEL_MTU')}"])
+        return ctx.observation([], seen=seen)
+    return ctx.observation([f"docker0 MTU {link.mtu}, FLANNEL_MTU {env.get('FLANNEL_MTU')}"], seen=seen)
 
 
 # ----------------------------------------------------------------------------- routes, neighbours, fdb
@@ -447,16 +497,24 @@ def flannel_route_problems(ctx: HostContext, _: str) -> Observation:
         for r in routes
         if r.dev == facts.FLANNEL_DEVICE and r.dst not in leased
     ]
+    seen = []
     for worker, lease in pairs:
         found = [r for r in routes if r.dst == str(lease.subnet)]
         wanted = facts.Route(str(lease.subnet), str(lease.subnet.network_address), facts.FLANNEL_DEVICE, ("onlink",))
+        right = [r for r in found if r.dev == wanted.dev and r.gateway == wanted.gateway]
         if not found:
             problems.append(f"no route to {lease.subnet} ({worker.name}); wanted {wanted.describe()}")
-        elif not any(r.dev == wanted.dev and r.gateway == wanted.gateway for r in found):
+        elif not right:
             problems.append(
                 f"route to {lease.subnet} ({worker.name}) is {found[0].describe()}, wanted {wanted.describe()}"
             )
-    return ctx.observation(problems, notes + ([f"routes: {[r.describe() for r in routes]}"] if problems else []))
+        else:
+            seen.append(f"{worker.name} lease {lease.subnet}: route {right[0].describe()}")
+    return ctx.observation(
+        problems,
+        notes + ([f"routes: {[r.describe() for r in routes]}"] if problems else []),
+        seen=(seen or ["no other worker's lease to route to"]) if not problems else seen,
+    )
 
 
 @probe("flannel_neighbour_problems")
@@ -471,6 +529,7 @@ def flannel_neighbour_problems(ctx: HostContext, _: str) -> Observation:
         for n in neighbours.values()
         if "PERMANENT" in n.state and n.dst not in gateways
     ]
+    seen = []
     for worker, lease in pairs:
         gateway = str(lease.subnet.network_address)
         entry = neighbours.get(gateway)
@@ -478,7 +537,9 @@ def flannel_neighbour_problems(ctx: HostContext, _: str) -> Observation:
             problems.append(f"no neighbour {gateway} ({worker.name}) on {facts.FLANNEL_DEVICE}")
         elif entry.lladdr != lease.vtep_mac:
             problems.append(f"neighbour {gateway} ({worker.name}) is {entry.lladdr}, its lease says {lease.vtep_mac}")
-    return ctx.observation(problems, notes)
+        else:
+            seen.append(f"{worker.name} neighbour {gateway} lladdr {entry.lladdr} = lease VtepMAC {lease.vtep_mac}")
+    return ctx.observation(problems, notes, seen=(seen or ["no other worker's lease"]) if not problems else seen)
 
 
 @probe("flannel_fdb_problems")
@@ -488,6 +549,7 @@ def flannel_fdb_problems(ctx: HostContext, _: str) -> Observation:
     fdb = ctx.fact(facts.flannel_fdb)
     macs = {lease.vtep_mac for lease in _foreign_leases(ctx)}
     problems = [f"stale fdb entry {e.mac} dst {e.dst}: no lease with that VtepMAC" for e in fdb if e.mac not in macs]
+    seen = []
     for worker, lease in pairs:
         entries = [e for e in fdb if e.mac == lease.vtep_mac]
         if not entries:
@@ -497,144 +559,6 @@ def flannel_fdb_problems(ctx: HostContext, _: str) -> Observation:
                 f"fdb sends {lease.vtep_mac} ({worker.name}) to {', '.join(e.dst for e in entries)}, "
                 f"not {lease.public_ip}"
             )
-    return ctx.observation(problems, notes)
-
-
-# ----------------------------------------------------------------------------- FLANNEL-08: containers across nodes
-
-
-@dataclass
-class PingRun:
-    """One cross-node ping round: a probe container per worker, each pinging every other."""
-
-    containers: dict[str, str] = field(default_factory=dict)  # worker -> container IP
-    start_errors: dict[str, str] = field(default_factory=dict)  # worker -> why no container
-    results: dict[str, dict[str, bool]] = field(default_factory=dict)  # worker -> {peer worker: reached}
-    commands: list[str] = field(default_factory=list)
-    unreachable: dict[str, HostUnreachable] = field(default_factory=dict)  # worker -> why it took no part
-
-
-def _start_script(name: str, image: str) -> str:
-    label = shlex.quote(PROBE_LABEL)
-    return (
-        "now=$(date +%s); "
-        # leftovers of earlier runs whose time is up (a killed run; docker restarted under them)
-        "docker ps -a --filter label=" + label + " --format '{{.ID}} {{.Label \"kubeproof.expires\"}}' | "
-        'while read -r id expires; do [ "${expires:-0}" -lt "$now" ] && docker rm -f "$id" >/dev/null 2>&1; done; '
-        "docker run -d --rm --name " + shlex.quote(name) + " --label " + label + " "
-        "--label kubeproof.expires=$((now + "
-        + str(PROBE_SECONDS + 30)
-        + ")) "
-        + shlex.quote(image)
-        + " sleep "
-        + str(PROBE_SECONDS)
-        + " >/dev/null && "
-        "docker inspect -f '{{.NetworkSettings.IPAddress}}' " + shlex.quote(name)
-    )
-
-
-def _ping_script(name: str, addresses: list[str]) -> str:
-    return (
-        "for ip in "
-        + " ".join(shlex.quote(a) for a in addresses)
-        + "; do if docker exec "
-        + shlex.quote(name)
-        + ' ping -c1 -W2 "$ip" >/dev/null 2>&1; then echo "$ip ok"; else echo "$ip fail"; fi; done'
-    )
-
-
-def run_cross_ping(session: Session) -> PingRun:
-    """Start a probe container on every worker, ping across, remove them (always, in the finally)."""
-    cluster = session.cluster
-    workers = cluster.workers
-    token = secrets.token_hex(4)
-    names = {w.name: f"{PROBE_CONTAINER_PREFIX}{w.name}-{token}" for w in workers}
-    run = PingRun()
-    attempted: list[HostSpec] = []
-    try:
-        for worker in workers:
-            down = session.unreachable(worker)
-            if down is not None:  # the others still ping each other
-                run.unreachable[worker.name] = down
-                continue
-            command = _start_script(names[worker.name], cluster.images.test)
-            run.commands.append(f"{worker.name}$ {command}")
-            attempted.append(worker)  # before running: a half-started container must be removed too
-            try:
-                result = session.transport.connection(worker).run(command, timeout=60)
-            except HostUnreachable as exc:
-                run.unreachable[worker.name] = exc
-                continue
-            address = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
-            try:
-                ipaddress.IPv4Address(address)
-            except ValueError:
-                error = result.stderr.strip() or result.stdout.strip() or f"rc {result.rc}"
-                run.start_errors[worker.name] = error[:300]
-                continue
-            run.containers[worker.name] = address
-        # every container stays up until every worker has pinged
-        for worker in workers:
-            peers = {w: ip for w, ip in run.containers.items() if w != worker.name}
-            if worker.name not in run.containers or not peers:
-                continue
-            command = _ping_script(names[worker.name], list(peers.values()))
-            run.commands.append(f"{worker.name}$ {command}")
-            try:
-                result = session.transport.connection(worker).run(command, timeout=30 + 5 * len(peers))
-            except HostUnreachable as exc:
-                run.unreachable[worker.name] = exc
-                continue
-            reached = {line.split()[0] for line in result.stdout.splitlines() if line.endswith(" ok")}
-            run.results[worker.name] = {w: ip in reached for w, ip in peers.items()}
-    finally:
-        for worker in attempted:
-            # unreachable now? the container exits by itself after PROBE_SECONDS (--rm)
-            with contextlib.suppress(ProbeError):
-                session.transport.connection(worker).run("docker rm -f " + shlex.quote(names[worker.name]), timeout=60)
-    return run
-
-
-@probe("flannel_cross_node_ping")
-def flannel_cross_node_ping(ctx: HostContext, _: str) -> Observation:
-    """Other workers whose probe container this worker's probe container cannot ping."""
-    if len(ctx.cluster.workers) < 2:
-        raise NotApplicable("fewer than two workers: nothing to reach across nodes")
-    run = ctx.session.shared("flannel-cross-ping", lambda: run_cross_ping(ctx.session))
-    for command in run.commands:
-        ctx.note_source(command)
-    if ctx.host.name in run.unreachable:
-        raise run.unreachable[ctx.host.name].again()
-    for down in run.unreachable.values():
-        ctx.note_skipped(down, "no probe container there")
-    if ctx.host.name in run.start_errors:
-        raise ProbeError(
-            ctx.host.name,
-            f"prerequisite failed: cannot start a probe container ({ctx.cluster.images.test}): "
-            f"{run.start_errors[ctx.host.name]}",
-        )
-    results = run.results.get(ctx.host.name, {})
-    skipped = [f"{w}: no probe container ({error})" for w, error in run.start_errors.items() if w != ctx.host.name]
-    if not results:
-        first_down = next(iter(run.unreachable.values()), None)
-        if first_down is not None:  # the only other workers do not answer: say which
-            raise first_down.again()
-        raise ProbeError(
-            ctx.host.name, "prerequisite failed: no probe container on another worker: " + "; ".join(skipped)
-        )
-    unreachable = sorted(f"{w} ({run.containers[w]})" for w, ok in results.items() if not ok)
-    diagnosis = list(skipped)
-    if unreachable:
-        diagnosis.append("probe containers: " + ", ".join(f"{w}={ip}" for w, ip in run.containers.items()))
-        for host in [ctx.host, *(ctx.cluster.host(w) for w, ok in results.items() if not ok)]:
-            # diagnosis only, not the observation's source: read without recording
-            host_facts = ctx.session.facts(host)
-            try:
-                forward = host_facts.get(facts.forward_chain)
-                flanneld = host_facts.get(facts.flanneld_service)
-            except ProbeError as exc:
-                diagnosis.append(f"{host.name}: no diagnosis ({exc.reason})")
-                continue
-            diagnosis.append(f"{host.name}: iptables {forward[0] if forward else '(no FORWARD chain)'}")
-            diagnosis.append(f"{host.name}: {flanneld.journal_match or 'no Using interface line in its journal'}")
-    return ctx.observation(unreachable, diagnosis)
+        else:
+            seen.append(f"{worker.name} fdb {lease.vtep_mac} dst {lease.public_ip} = lease PublicIP {lease.public_ip}")
+    return ctx.observation(problems, notes, seen=(seen or ["no other worker's lease"]) if not problems else seen)

@@ -57,6 +57,7 @@ def node_binaries_off_skew(ctx: HostContext, _: str) -> Observation:
     server = version_tuple(reference)
     offending = []
     diagnosis = [f"kube-apiserver: {reference}"]
+    seen = []
     for name, version in ctx.fact(facts.node_versions).items():
         diagnosis.append(f"{layout.K8S_BIN}/{name}: {version}")
         parsed = version_tuple(version)
@@ -66,7 +67,12 @@ def node_binaries_off_skew(ctx: HostContext, _: str) -> Observation:
             offending.append(f"{name}={version} (newer than kube-apiserver {reference})")
         elif server[1] - parsed[1] > KUBELET_MAX_MINOR_SKEW:
             offending.append(f"{name}={version} (more than {KUBELET_MAX_MINOR_SKEW} minors older than {reference})")
-    return ctx.observation(offending, diagnosis)
+        else:
+            seen.append(
+                f"{layout.K8S_BIN}/{name} {version}: within {KUBELET_MAX_MINOR_SKEW} minors of kube-apiserver "
+                f"{reference}, not newer"
+            )
+    return ctx.observation(offending, diagnosis, seen=seen + offending)
 
 
 # ----------------------------------------------------------------------------- kubeconfigs (NODE-02, NODE-07)
@@ -255,7 +261,9 @@ def csr_problems(ctx: HostContext, _: str) -> Observation:
     """CSRs that are pending, denied, failed or approved without a certificate."""
     items, _now = _csrs(ctx)
     problems = [_describe_csr(item) for item in items if item["state"] not in (CSR_APPROVED, "approved, being issued")]
-    return ctx.observation(problems, [_describe_csr(item) for item in items] or ["no CSR is listed"])
+    listed = [_describe_csr(item) for item in items]
+    collected = "no CSR is listed (the CSR cleaner deletes approved ones after an hour)"
+    return ctx.observation(problems, listed or ["no CSR is listed"], seen=listed or [collected])
 
 
 @probe("node_csr_state")
@@ -268,10 +276,14 @@ def node_csr_state(ctx: HostContext, _: str) -> Observation:
         key=lambda item: str(item["created"]),
     )
     if mine:
-        return ctx.observation(mine[-1]["state"], [_describe_csr(item) for item in mine])
+        state = mine[-1]["state"]
+        details = [_describe_csr(item) for item in mine]
+        # not issued: the kubelet waits for it; its journal says so (SIG-KUBELET-01/02)
+        kubelet = [] if state == CSR_APPROVED else unit_diagnosis(ctx, ctx.host, "kubelet")
+        return ctx.observation(state, details + kubelet)
     certificate = ctx.fact(facts.kubelet_client_certificate)
     if certificate.pem is None:
-        return ctx.observation("no CSR and no issued client certificate")
+        return ctx.observation("no CSR and no issued client certificate", unit_diagnosis(ctx, ctx.host, "kubelet"))
     info = x509.parse_certificate(certificate.pem)
     verdict = certificate_verdict(certificate.pem, kubernetes_ca_pem(ctx), "client certificate")
     details = [f"no CSR for {user} is listed", f"{certificate.path}: {info.subject}, issuer: {verdict}"]
@@ -319,17 +331,22 @@ def kubelet_client_cert_shared(ctx: HostContext, _: str) -> Observation:
     if mine is None:
         return ctx.observation([], ["this node has no kubelet-client-current.pem (NODE-06 CN row fails)"])
     shared = []
+    seen = [f"{ctx.host.name}: certificate sha256 {mine.sha256_fingerprint[:16]}, key {mine.spki_sha256[:16]}"]
     for other in ctx.cluster.workers:
         if other.name == ctx.host.name:
             continue
-        theirs, _ = _kubelet_certificate(ctx, other)
+        theirs, where = _kubelet_certificate(ctx, other)
         if theirs is None:
+            seen.append(f"{other.name}: {where}")
             continue
+        seen.append(f"{other.name}: certificate sha256 {theirs.sha256_fingerprint[:16]}, key {theirs.spki_sha256[:16]}")
         if theirs.sha256_fingerprint == mine.sha256_fingerprint:
             shared.append(f"{other.name} (same certificate)")
         elif theirs.spki_sha256 == mine.spki_sha256:
             shared.append(f"{other.name} (same key)")
-    return ctx.observation(shared, [f"{ctx.host.name}: {mine.subject} sha256 {mine.sha256_fingerprint[:16]}"])
+    return ctx.observation(
+        shared, [f"{ctx.host.name}: {mine.subject} sha256 {mine.sha256_fingerprint[:16]}"], seen=seen
+    )
 
 
 # ----------------------------------------------------------------------------- NODE-08

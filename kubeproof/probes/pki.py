@@ -11,6 +11,7 @@ import posixpath
 from datetime import UTC, datetime
 
 from kubeproof import layout
+from kubeproof.checks import Observation
 from kubeproof.facts.files import FileStat, directory_stat, file_sha256, key_public_fingerprint
 from kubeproof.facts.pki import certificates_in, kubeconfig_client_certificate, signing_duration
 from kubeproof.inventory import HostSpec
@@ -97,9 +98,12 @@ def key_matches_cert(ctx: HostContext, reference: str) -> str:
 
 
 @probe("san_ips")
-def san_ips(ctx: HostContext, reference: str) -> list[str] | Missing:
+def san_ips(ctx: HostContext, reference: str) -> Observation:
     cert = _cert(ctx, reference)
-    return cert if isinstance(cert, Missing) else sorted(cert.san_ips)
+    if isinstance(cert, Missing):
+        return ctx.observation(cert)
+    ips = sorted(cert.san_ips)
+    return ctx.observation(ips, seen=[f"{reference} IP SANs: {', '.join(ips) or 'none'}"])
 
 
 @probe("san_dns")
@@ -153,52 +157,58 @@ def _certificates_in(ctx: HostContext, directory: str) -> list[str]:
 
 
 @probe("certs_below_budget")
-def certs_below_budget(ctx: HostContext, directory: str) -> list[str]:
+def certs_below_budget(ctx: HostContext, directory: str) -> Observation:
     """Certificates in a directory that are expired or have less than the budget (30 days) left."""
     offenders = []
+    seen = []
     for path in _certificates_in(ctx, directory):
         left = days_left(ctx, path)
         if isinstance(left, Missing) or left < 30:
             offenders.append(f"{posixpath.basename(path)}: {left} days left")
-    return offenders
+        seen.append(f"{posixpath.basename(path)}: {left} days left (budget 30)")
+    return ctx.observation(offenders, seen=seen or [f"no certificate in {directory}"])
 
 
 @probe("certs_beyond_ca")
-def certs_beyond_ca(ctx: HostContext, directory: str) -> list[str]:
+def certs_beyond_ca(ctx: HostContext, directory: str) -> Observation:
     offenders = []
+    seen = []
     for path in _certificates_in(ctx, directory):
         if path.endswith("/ca.pem") or path.endswith("/sa.pem"):
             continue
         beyond = days_beyond_ca(ctx, path)
         if isinstance(beyond, Missing) or beyond > 0:
             offenders.append(f"{posixpath.basename(path)} outlives its CA by {beyond} days")
-    return offenders
+            seen.append(f"{posixpath.basename(path)} ends {beyond} days after ca.pem")
+        else:
+            seen.append(f"{posixpath.basename(path)} ends {-beyond} days before ca.pem")
+    return ctx.observation(offenders, seen=seen or [f"no certificate besides ca.pem in {directory}"])
 
 
 @probe("ca_signs_beyond_its_life")
-def ca_signs_beyond_its_life(ctx: HostContext, reference: str) -> list[str]:
+def ca_signs_beyond_its_life(ctx: HostContext, reference: str) -> Observation:
     """The controller-manager's signing duration against the Kubernetes CA's remaining life."""
     ca = _cert(ctx, reference)
     if isinstance(ca, Missing):
-        return [str(ca)]
+        return ctx.observation([str(ca)])
     duration = ctx.fact(signing_duration)
     if duration is None:
-        return []
+        return ctx.observation([], seen=["kube-controller-manager signs with no --cluster-signing-duration"])
     remaining = ca.remaining(datetime.now(UTC)).total_seconds()
-    if duration > remaining:
-        return [
-            f"kube-controller-manager signs for {duration / SECONDS_PER_DAY:.0f} days; "
-            f"the CA has {remaining / SECONDS_PER_DAY:.0f} left"
-        ]
-    return []
+    seen = (
+        f"kube-controller-manager signs for {duration / SECONDS_PER_DAY:.0f} days; "
+        f"{posixpath.basename(reference)} has {remaining / SECONDS_PER_DAY:.0f} left"
+    )
+    return ctx.observation([seen] if duration > remaining else [], seen=[seen])
 
 
 @probe("differs_from_first_member")
-def differs_from_first_member(ctx: HostContext, names: str) -> list[str]:
+def differs_from_first_member(ctx: HostContext, names: str) -> Observation:
     """Files (in /opt/etcd/ssl) whose bytes differ from the first etcd member's copy (the first
     that answers: any member's copy is the reference when all must be the same)."""
     reference = ctx.first_reachable(ctx.cluster.etcd_members)
     differing = []
+    seen = []
     for name in names.split(","):
         path = f"{layout.ETCD_SSL}/{name.strip()}"
         mine = ctx.fact(file_sha256(path))
@@ -207,7 +217,9 @@ def differs_from_first_member(ctx: HostContext, names: str) -> list[str]:
             differing.append(f"{name.strip()}: missing here")
         elif mine != theirs:
             differing.append(f"{name.strip()}: {str(mine)[:12]} here, {str(theirs)[:12]} on {reference.name}")
-    return differing
+        else:
+            seen.append(f"{name.strip()} sha256 {str(mine)[:12]} here = {str(theirs)[:12]} on {reference.name}")
+    return ctx.observation(differing, seen=seen + differing)
 
 
 def _secret_files(entries: dict[str, FileStat]) -> list[FileStat]:
@@ -224,20 +236,25 @@ def _describe(directory: str, entry: FileStat) -> str:
 
 
 @probe("loose_private_keys")
-def loose_private_keys(ctx: HostContext, directory: str) -> list[str]:
+def loose_private_keys(ctx: HostContext, directory: str) -> Observation:
     """Private keys in a directory that are not 0600-or-stricter and root-owned."""
     entries = ctx.fact(directory_stat(directory))
     if entries is None:
-        return [f"{directory} is missing"]
-    return [
-        _describe(directory, entry)
-        for entry in _secret_files(entries)
-        if not entry.name.endswith("kubeconfig") and (int(entry.mode, 8) & 0o177 or entry.owner != "root")
+        return ctx.observation([f"{directory} is missing"])
+    keys = [entry for entry in _secret_files(entries) if not entry.name.endswith("kubeconfig")]
+    seen = [
+        f"{directory}/{entry.name} mode 0{entry.mode} {'>' if int(entry.mode, 8) & 0o177 else '<='} 0600, "
+        f"owner {entry.owner}"
+        for entry in keys
     ]
+    return ctx.observation(
+        [_describe(directory, entry) for entry in keys if int(entry.mode, 8) & 0o177 or entry.owner != "root"],
+        seen=seen or [f"no private key in {directory}"],
+    )
 
 
 @probe("secrets_readable_by_others")
-def secrets_readable_by_others(ctx: HostContext, _: str) -> list[str]:
+def secrets_readable_by_others(ctx: HostContext, _: str) -> Observation:
     """Private keys and token.csv that a non-root user can read (SEC-04)."""
     directories = []
     if "etcd" in ctx.host.roles:
@@ -245,14 +262,18 @@ def secrets_readable_by_others(ctx: HostContext, _: str) -> list[str]:
     if ctx.host.roles & {"master", "node"}:
         directories += [layout.K8S_SSL, layout.K8S_CFG]
     offenders = []
+    seen = []
     for directory in directories:
         entries = ctx.fact(directory_stat(directory)) or {}
+        secrets = _secret_files(entries)
         offenders += [
-            _describe(directory, entry)
-            for entry in _secret_files(entries)
-            if entry.group_or_world_readable or entry.owner != "root"
+            _describe(directory, entry) for entry in secrets if entry.group_or_world_readable or entry.owner != "root"
         ]
-    return offenders
+        seen += [
+            f"{_describe(directory, entry)}: {'' if entry.group_or_world_readable else 'not '}readable by group/others"
+            for entry in secrets
+        ]
+    return ctx.observation(offenders, seen=seen or [f"no private key or token.csv in {', '.join(directories)}"])
 
 
 @probe("ca_distinct_from_etcd_ca")

@@ -131,6 +131,11 @@ class SmokeWorkload:
         if self.removed:
             return
         self.call("DELETE", f"/api/v1/namespaces/{self.namespace}", ok=(200, 202, 404))
+        # Terminating now: no pod can be created in it again (the DaemonSet cannot bring one back).
+        # Its pods go at once rather than when each kubelet confirms, so the namespace controller
+        # finishes in a second or two (it took 8.6 to 22.4 s on the lab, waiting on pod deletion);
+        # the kubelets still stop the containers, which SMOKE-06:containers waits for and checks.
+        self.call("DELETE", f"{self.base}/pods?gracePeriodSeconds=0", ok=(200, 202, 404))
         self.removed = True
 
     def close(self) -> None:
@@ -540,7 +545,11 @@ def smoke_ping_unreachable(ctx: HostContext, _: str) -> Observation:
         diagnosis.append(f"stderr: {stderr.strip()[:200]}")
     if rc not in (0, None):
         diagnosis.append(f"exec exit code {rc}")
-    return ctx.observation(unreachable, diagnosis)
+    seen = [
+        f"{source.name} ({source.ip}) -> {t.name} on {name} ({t.ip}): {answers.get(t.ip, 'no answer')}"
+        for name, t in targets.items()
+    ]
+    return ctx.observation(unreachable, diagnosis, seen=seen)
 
 
 def _service_urls(ctx: HostContext, workload: SmokeWorkload) -> list[str]:
@@ -584,7 +593,7 @@ def smoke_service_failures(ctx: HostContext, _: str) -> Observation:
             failures.append(f"{url} ({'curl exit ' + rc if rc != '0' else 'answered ' + repr(body[:60])})")
     missing = [u for u in urls if not any(line.startswith(u + "\t") for line in result.stdout.splitlines())]
     failures += [f"{u} (not tried: {result.stderr.strip()[:100]})" for u in missing]
-    return ctx.observation(failures, diagnosis)
+    return ctx.observation(failures, diagnosis, seen=[f"from {ctx.host.name}: {line}" for line in diagnosis])
 
 
 @probe("smoke_pod_logs")
@@ -685,7 +694,8 @@ def smoke_teardown(ctx: HostContext) -> Teardown:
 def smoke_leftover_namespaces(ctx: HostContext, _: str) -> Observation:
     """Smoke namespaces still present after the teardown (this run's and any earlier run's)."""
     result = smoke_teardown(ctx)
-    return ctx.observation(result.remaining, result.diagnosis)
+    left = f"namespaces labelled {SMOKE_LABEL}=true left: {len(result.remaining)}"
+    return ctx.observation(result.remaining, result.diagnosis, seen=[*result.diagnosis, left])
 
 
 @probe("smoke_leftover_containers")
@@ -714,4 +724,6 @@ def smoke_leftover_containers(ctx: HostContext, _: str) -> Observation:
         namespace, _, name = line.partition(" ")
         if namespace:
             leftovers.append(f"{name} (namespace {namespace})")
-    return ctx.observation(leftovers, result.diagnosis)
+    seen = [f"docker ps on {ctx.host.name}: {len(leftovers)} container(s) of {NAMESPACE_PREFIX}* namespaces running"]
+    seen += [f"{name}: another xdist worker's live workload, not counted" for name in result.live_elsewhere]
+    return ctx.observation(leftovers, result.diagnosis, seen=seen + leftovers)

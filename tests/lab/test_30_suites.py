@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from kubeproof.checks import load_catalogue
 from kubeproof.inventory import load_cluster_file
 from kubeproof.reports import scan_for_secrets, verify_manifest
 from kubeproof.transport import Transport
@@ -65,6 +66,12 @@ def test_full_suite_on_a_healthy_cluster_with_reports(converged: Path, tmp_path:
     assert (report_dir / "MANIFEST.json").is_file()
     assert list((report_dir / "evidence").glob("ENV-01@master01.json"))
     assert verify_manifest(report_dir) == []
+    # every passed problem-list row says what it saw, not only "observed []" (issue 11)
+    problem_lists = {r.key for r in load_catalogue() if r.comparator in ("is_empty", "contains_none", "subset_of")}
+    rows = [r for r in json.loads((report_dir / "results.json").read_text())["rows"] if r["key"] in problem_lists]
+    assert {r["key"] for r in rows} == problem_lists
+    silent = [f"{r['key']}@{r['host']}" for r in rows if r["outcome"] == "passed" and not r.get("seen")]
+    assert not silent, f"passed without seen lines: {silent}"
     # secrets never appear: no private-key PEM block, no bootstrap token
     assert scan_for_secrets(report_dir, [_bootstrap_token()]) == []
     assert scan_for_secrets(tmp_path, [_bootstrap_token()]) == []

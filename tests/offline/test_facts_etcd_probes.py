@@ -80,13 +80,22 @@ def test_guide_node_copy_fails_etcd_02_04_05(cluster: Cluster) -> None:
     )
     node01 = session.context(cluster.host("node01"))
     assert PROBES["etcd_setting"](node01, "name") == "etcd01"  # ETCD-02: not etcd02
-    assert PROBES["etcd_name_shared_with"](node01, "") == ["master01 (name=etcd01)", "node02 (name=etcd01)"]
-    assert PROBES["etcd_urls"](node01, "advertise-client-urls") == ["https://192.168.61.17:2379"]  # ETCD-04
+    shared = PROBES["etcd_name_shared_with"](node01, "")
+    assert shared.value == ["master01 (name=etcd01)", "node02 (name=etcd01)"]
+    assert shared.seen == (
+        "node01 name=etcd01",
+        "master01 name=etcd01 = etcd01 here",
+        "node02 name=etcd01 = etcd01 here",
+    )
+    assert PROBES["etcd_urls"](node01, "advertise-client-urls").value == ["https://192.168.61.17:2379"]  # ETCD-04
     entries = PROBES["etcd_initial_cluster"](node01, "")
     assert entries[-1] == 'etcd03=https://192.168.61.22:2380ETCD_INITIAL_CLUSTER_TOKEN="etcd-cluster"'  # ETCD-05
     assert PROBES["etcd_initial_cluster_differs"](node01, "")  # ETCD-05:identical
     # ETCD-03: the guide's unit adds the loopback listener to the env file's URL
-    assert PROBES["etcd_urls"](node01, "listen-client-urls") == ["https://192.168.61.18:2379", "http://127.0.0.1:2379"]
+    assert PROBES["etcd_urls"](node01, "listen-client-urls").value == [
+        "https://192.168.61.18:2379",
+        "http://127.0.0.1:2379",
+    ]
     master = session.context(cluster.host("master01"))
     assert PROBES["etcd_initial_cluster_name"](master, "") == "etcd01"
     assert PROBES["etcd_tls_settings"](master, "")[2] == "trusted-ca-file=/opt/etcd/ssl/ca.pem"
@@ -221,7 +230,14 @@ def test_a_leaderless_member_answers_status_but_not_reads(cluster: Cluster) -> N
     assert PROBES["etcd_api_health"](node02, "").value == "unhealthy: DEADLINE_EXCEEDED: Deadline Exceeded"
     assert PROBES["etcd_leader_problems"](master, "").value == ["no leader according to etcd03"]
     assert PROBES["etcd_term_problems"](master, "").value == ["raft terms differ: etcd01=9, etcd02=9, etcd03=74"]
-    assert PROBES["etcd_alarms"](master, "") == []
+    alarms = PROBES["etcd_alarms"](master, "")
+    assert alarms.value == []
+    assert alarms.seen == (
+        "alarm list read through etcd01: 0 alarms",
+        "member etcd01: no alarm",
+        "member etcd02: no alarm",
+        "member etcd03: no alarm",
+    )
 
 
 def test_leaders_disagree(cluster: Cluster) -> None:
@@ -284,7 +300,9 @@ def test_peer_view_plaintext_and_missing_certificate(cluster: Cluster) -> None:
     assert sec01.value == "off"
     assert sec01.diagnosis[-1].endswith("from a peer host: accepted without a client certificate (HTTP 200)")
     assert PROBES["etcd_client_cert_auth"](master, "2380").diagnosis[-1].endswith("from a peer host: refused")
-    assert PROBES["etcd_plaintext_listeners"](master, "") == ["http://192.168.61.17:2379"]
+    listeners = PROBES["etcd_plaintext_listeners"](master, "")
+    assert listeners.value == ["http://192.168.61.17:2379"]
+    assert "listen-client-urls http://192.168.61.17:2379 (configured): plain http" in listeners.seen
 
 
 def test_no_trusted_ca_and_no_client_cert_auth_is_not_applicable_to_etcd_10(cluster: Cluster) -> None:

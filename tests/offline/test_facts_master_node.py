@@ -31,6 +31,7 @@ from kubeproof.probes import master as mp
 from kubeproof.probes import node as np_
 from kubeproof.probes import smoke as sp
 from kubeproof.session import HostContext, facts_for_host, inventory_context
+from kubeproof.transport import ProbeError
 from kubeproof.x509 import parse_certificate
 
 TOKEN = "0fb61c46f8991b718eb38d27b605b008"
@@ -619,9 +620,20 @@ def test_every_fact_command_of_this_part_is_valid_posix_sh() -> None:
 # with another, an address the kubelet would rewrite at once) are shown failing here, on probe level.
 
 
+class NoTransport:
+    """Commands outside the facts (a unit's diagnosis) cannot run here: the probe says so."""
+
+    def connection(self, host: HostSpec) -> NoTransport:
+        return self
+
+    def run(self, command: str, **_: Any) -> Any:
+        raise ProbeError("offline", "no transport in this test")
+
+
 class StubSession:
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}
+        self.transport = NoTransport()
 
     def shared(self, key: str, compute: Callable[[], Any]) -> Any:
         if key not in self.values:
@@ -645,8 +657,8 @@ class StubContext:
     def note_source(self, source: str, evidence: object = None) -> None:
         pass
 
-    def observation(self, value: Any, diagnosis: Iterable[str] = ()) -> Observation:
-        return Observation(value, (), (), tuple(diagnosis))
+    def observation(self, value: Any, diagnosis: Iterable[str] = (), seen: Iterable[str] = ()) -> Observation:
+        return Observation(value, (), (), tuple(diagnosis), tuple(seen))
 
 
 def stub(host: str, facts: Mapping[tuple[str, str], object]) -> HostContext:

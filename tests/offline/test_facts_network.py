@@ -14,7 +14,7 @@ from kubeproof.clients import CredentialFiles, EtcdClients
 from kubeproof.facts import Fact, ParseError
 from kubeproof.facts import network as net_facts
 from kubeproof.inventory import Cluster
-from kubeproof.probes import PROBES
+from kubeproof.probes import PROBES, cross_ping
 from kubeproof.probes import network as net_probes
 from kubeproof.session import Session
 from tests.offline.facts_samples import (
@@ -342,5 +342,5 @@ def test_docker_wiring(cluster: Cluster) -> None:
 
 
 def test_cross_ping_scripts_are_valid_sh() -> None:
-    sh_syntax(net_probes._start_script("kubeproof-probe-node01-ab12", "kubeproof/testbox:1"))
-    sh_syntax(net_probes._ping_script("kubeproof-probe-node01-ab12", ["172.17.90.2", "172.17.33.2"]))
+    sh_syntax(cross_ping._start_script("kubeproof-probe-node01-ab12", "kubeproof/testbox:1"))
+    sh_syntax(cross_ping._ping_script("kubeproof-probe-node01-ab12", ["172.17.90.2", "172.17.33.2"]))
