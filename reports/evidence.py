@@ -7,6 +7,8 @@ Layout written under `report_dir`:
     evidence/session.json        meta + per-host transport counters + an index of the results
     SHA256SUMS                   `sha256sum -c` format, every file but itself and MANIFEST.json
     MANIFEST.json                every file but itself (SHA256SUMS included): path, size, sha256
+    MANIFEST.json.sig / .pub     the manifest's Ed25519 signature and the signer's public key
+                                 (reports/signing.py; outside the manifest, which they vouch for)
 
 The manifest covers whatever else is in the directory (junit.xml, report.html), so write those
 first and the bundle last.
@@ -28,6 +30,10 @@ EVIDENCE_DIR = "evidence"
 SESSION_FILE = "session.json"
 MANIFEST_FILE = "MANIFEST.json"
 SHA256SUMS_FILE = "SHA256SUMS"
+SIGNATURE_FILE = "MANIFEST.json.sig"
+PUBLIC_KEY_FILE = "MANIFEST.json.pub"
+# Not sealed by the manifest: the manifest itself and what signs it.
+UNSEALED: frozenset[str] = frozenset({MANIFEST_FILE, SIGNATURE_FILE, PUBLIC_KEY_FILE})
 
 _UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _SHA256SUMS_LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")
@@ -81,6 +87,9 @@ def _row_document(row: ResultRow) -> dict[str, Any]:
         "caused_by_text": row.caused_by or None,
         "sources": list(row.sources),
         "diagnosis": list(row.diagnosis),
+        "seen": list(row.seen),
+        "waiver": row.waiver.as_dict() if row.waiver is not None else None,
+        "regression": row.regression,
         "nodeid": row.nodeid,
         "started": iso_utc(row.started),
         "started_unix": row.started,
@@ -101,11 +110,11 @@ def _row_document(row: ResultRow) -> dict[str, Any]:
     }
 
 
-def _files(report_dir: Path) -> list[str]:
+def bundle_files(report_dir: Path) -> list[str]:
     return sorted(path.relative_to(report_dir).as_posix() for path in report_dir.rglob("*") if path.is_file())
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     with path.open("rb") as stream:
         return hashlib.file_digest(stream, "sha256").hexdigest()
 
@@ -113,13 +122,15 @@ def _sha256(path: Path) -> str:
 def write_manifest(report_dir: Path) -> Path:
     """Seal `report_dir`: SHA256SUMS first, then MANIFEST.json over every file including it."""
     report_dir = Path(report_dir)
-    sealed = [path for path in _files(report_dir) if path not in (MANIFEST_FILE, SHA256SUMS_FILE)]
-    sums = "".join(f"{_sha256(report_dir / path)}  {path}\n" for path in sealed)
+    for stale in (SIGNATURE_FILE, PUBLIC_KEY_FILE):  # an earlier run's signature vouches for nothing here
+        (report_dir / stale).unlink(missing_ok=True)
+    sealed = [path for path in bundle_files(report_dir) if path not in (*UNSEALED, SHA256SUMS_FILE)]
+    sums = "".join(f"{sha256_of(report_dir / path)}  {path}\n" for path in sealed)
     (report_dir / SHA256SUMS_FILE).write_text(sums, encoding="utf-8")
     entries = [
-        {"path": path, "size": (report_dir / path).stat().st_size, "sha256": _sha256(report_dir / path)}
-        for path in _files(report_dir)
-        if path != MANIFEST_FILE
+        {"path": path, "size": (report_dir / path).stat().st_size, "sha256": sha256_of(report_dir / path)}
+        for path in bundle_files(report_dir)
+        if path not in UNSEALED
     ]
     manifest = report_dir / MANIFEST_FILE
     _write_json(manifest, {"algorithm": "sha256", "files": entries})
@@ -159,6 +170,10 @@ def write_evidence_bundle(
         entry = {"key": row.key, "host": row.host, "outcome": row.outcome, "file": f"{EVIDENCE_DIR}/{name}"}
         if row.caused_by_key:
             entry["caused_by"] = row.caused_by_key
+        if row.waiver is not None:
+            entry["waiver"] = row.waiver.describe()
+        if row.regression:
+            entry["regression"] = row.regression
         index.append(entry)
 
     _write_json(
@@ -168,12 +183,12 @@ def write_evidence_bundle(
     return write_manifest(report_dir)
 
 
-def _inside(path: str) -> bool:
+def inside(path: str) -> bool:
     pure = PurePosixPath(path)
     return bool(path) and not pure.is_absolute() and ".." not in pure.parts
 
 
-def _check_sha256sums(report_dir: Path, listed: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def check_sha256sums(report_dir: Path, listed: Mapping[str, Mapping[str, Any]]) -> list[str]:
     sums_path = report_dir / SHA256SUMS_FILE
     if not sums_path.is_file():
         return [f"{SHA256SUMS_FILE}: missing"]
@@ -216,7 +231,7 @@ def verify_manifest(report_dir: Path) -> list[str]:
     listed: dict[str, Mapping[str, Any]] = {}
     for entry in entries:
         path = entry.get("path") if isinstance(entry, dict) else None
-        if not isinstance(path, str) or not _inside(path):
+        if not isinstance(path, str) or not inside(path):
             problems.append(f"{MANIFEST_FILE}: bad entry {entry!r}")
             continue
         if path in listed:
@@ -229,8 +244,8 @@ def verify_manifest(report_dir: Path) -> list[str]:
         size = file.stat().st_size
         if size != entry.get("size"):
             problems.append(f"{path}: size {size}, {MANIFEST_FILE} says {entry.get('size')}")
-        if _sha256(file) != entry.get("sha256"):
+        if sha256_of(file) != entry.get("sha256"):
             problems.append(f"{path}: sha256 differs from {MANIFEST_FILE}")
-    unlisted = [path for path in _files(report_dir) if path not in listed and path != MANIFEST_FILE]
+    unlisted = [path for path in bundle_files(report_dir) if path not in listed and path not in UNSEALED]
     problems += [f"{path}: not listed in {MANIFEST_FILE}" for path in unlisted]
-    return problems + _check_sha256sums(report_dir, listed)
+    return problems + check_sha256sums(report_dir, listed)

@@ -6,13 +6,14 @@ that turns them into typed rows, so every writer sees the same shape.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-# In the order the reports list them.
-OUTCOMES: tuple[str, ...] = ("passed", "failed", "error", "skipped", "finding")
+# In the order the reports list them. "waived": a failed/error row (or a finding) that a live waiver
+# accepts; counted apart, never as failed (reports/waivers.py).
+OUTCOMES: tuple[str, ...] = ("passed", "failed", "error", "skipped", "finding", "waived")
 KINDS: tuple[str, ...] = ("invariant", "finding")
 PROFILES: tuple[str, ...] = ("seed", "hardened")
 SEVERITY_WEIGHTS: Mapping[str, int] = {"high": 5, "medium": 3, "low": 1}
@@ -70,6 +71,88 @@ class EvidenceItem:
 
 
 @dataclass(frozen=True)
+class Waiver(Mapping[str, str]):
+    """The waiver a row matched: who accepted which failure, why, and until when.
+
+    A Mapping as well as a dataclass, so writers may read `waiver.reason` or `waiver["reason"]`.
+    `expired` rows stay failed; `source` is where the waiver was written ("waivers.yaml:3").
+    """
+
+    id: str
+    host: str
+    reason: str
+    approver: str
+    expires: str  # YYYY-MM-DD, valid through that day (UTC)
+    expired: bool = False
+    source: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "host": self.host,
+            "reason": self.reason,
+            "approver": self.approver,
+            "expires": self.expires,
+            "expired": self.expired,
+            "source": self.source,
+        }
+
+    def __getitem__(self, name: str) -> str:
+        value = self.as_dict()[name]
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.as_dict())
+
+    def __len__(self) -> int:
+        return len(self.as_dict())
+
+    def describe(self) -> str:
+        """One line for every output: "waived until 2026-12-31 by J. Doe: reason (waivers.yaml:3)"."""
+        state = f"waiver expired on {self.expires}" if self.expired else f"waived until {self.expires}"
+        where = f" ({self.source})" if self.source else ""
+        return f"{state} by {self.approver}: {self.reason}{where}"
+
+    @classmethod
+    def from_record(cls, record: Any) -> Waiver | None:
+        if record is None or isinstance(record, Waiver):
+            return record
+        if not isinstance(record, Mapping):
+            raise ValueError(f"waiver must be a mapping, not {type(record).__name__}")
+        return cls(
+            id=_text(record.get("id")),
+            host=_text(record.get("host")),
+            reason=_text(record.get("reason")),
+            approver=_text(record.get("approver")),
+            expires=_text(record.get("expires")),
+            expired=bool(record.get("expired")),
+            source=_text(record.get("source")),
+        )
+
+
+@dataclass(frozen=True)
+class CertIdentity:
+    """A certificate a row read, as drift compares it: by fingerprint and expiry, never by content."""
+
+    path: str
+    sha256: str  # SHA-256 of the DER, lowercase hex
+    not_after: str  # ISO 8601 UTC
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "sha256": self.sha256, "not_after": self.not_after}
+
+    @classmethod
+    def from_record(cls, record: Any) -> CertIdentity:
+        if isinstance(record, CertIdentity):
+            return record
+        if not isinstance(record, Mapping):
+            raise ValueError(f"certificate must be a mapping, not {type(record).__name__}")
+        return cls(
+            path=_text(record.get("path")), sha256=_text(record.get("sha256")), not_after=_text(record.get("not_after"))
+        )
+
+
+@dataclass(frozen=True)
 class ResultRow:
     """One check result on one host."""
 
@@ -96,6 +179,15 @@ class ResultRow:
     # The root cause this row follows from ("caused by [PKI-E-03] master01: ..."); "" for a root.
     caused_by: str = ""
     caused_by_key: str = ""  # "PKI-E-03@master01": the row it names
+    # What was checked and the values found, one line an item (passes as well as failures).
+    seen: tuple[str, ...] = ()
+    # The waiver this row matched (outcome "waived"; an expired one leaves the row failed).
+    waiver: Waiver | None = None
+    # Against --baseline: "" or how the row got worse ("passed -> failed", "new row: failed").
+    regression: str = ""
+    probe: str = ""  # the catalogue's probe call, e.g. "days_left(/opt/etcd/ssl/server.pem)"
+    # Certificates the row read (results.json derives them from the evidence when empty).
+    certificates: tuple[CertIdentity, ...] = ()
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> ResultRow:
@@ -142,6 +234,11 @@ class ResultRow:
             evidence=tuple(EvidenceItem.from_record(item) for item in record.get("evidence") or ()),
             caused_by=_text((record.get("caused_by") or {}).get("text")),
             caused_by_key=_cause_key(record.get("caused_by")),
+            seen=_texts(record.get("seen")),
+            waiver=Waiver.from_record(record.get("waiver")),
+            regression=_text(record.get("regression")),
+            probe=_text(record.get("probe")),
+            certificates=tuple(CertIdentity.from_record(item) for item in record.get("certificates") or ()),
         )
 
     @property

