@@ -9,10 +9,12 @@ Facts are a command plus a pure parser (kubeproof.facts); the parsers here are t
 from __future__ import annotations
 
 import ipaddress
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kubeproof import layout
 from kubeproof.bootstrap import render
 from kubeproof.facts import Fact, Raw
 from kubeproof.facts import host as host_facts
@@ -97,6 +99,22 @@ conntrack_writable = Fact(
 
 cgroup_fs = Fact("kp-cgroup-fs", "stat -fc %T /sys/fs/cgroup", lambda raw: raw.stdout.strip())
 
+
+def parse_initial_state(raw: Raw) -> str:
+    """ETCD_INITIAL_CLUSTER_STATE as the member's env file says it ("" without a file or line)."""
+    for line in raw.stdout.splitlines():
+        key, _, value = line.strip().partition("=")
+        if key == "ETCD_INITIAL_CLUSTER_STATE":
+            return value.strip().strip('"')
+    return ""
+
+
+etcd_initial_state = Fact(
+    "kp-etcd-initial-state",
+    "grep -s '^ETCD_INITIAL_CLUSTER_STATE=' " + shlex.quote(layout.ETCD_ENV_FILE) + " || true",
+    parse_initial_state,
+)
+
 PROFILE_FACTS: tuple[Fact[Any], ...] = (
     uid,
     os_release,
@@ -109,6 +127,7 @@ PROFILE_FACTS: tuple[Fact[Any], ...] = (
     conntrack_writable,
     host_facts.swaps,
     cgroup_fs,
+    etcd_initial_state,
 )
 
 
@@ -127,6 +146,8 @@ class HostProfile:
     conntrack_writable: bool
     swaps: list[str]
     cgroup_fs: str
+    # the member's env file: "existing" once kubeproof re-added it to its cluster (bootstrap/health.py)
+    etcd_initial_state: str = ""
 
     @property
     def family(self) -> str:
@@ -182,4 +203,5 @@ def host_profile(name: str, get: Callable[[Fact[Any]], Any]) -> HostProfile:
         conntrack_writable=get(conntrack_writable),
         swaps=get(host_facts.swaps),
         cgroup_fs=get(cgroup_fs),
+        etcd_initial_state=get(etcd_initial_state),
     )

@@ -120,12 +120,16 @@ def edit_sysctl_conf(current: str) -> str:
 # ----------------------------------------------------------------------------- etcd
 
 
-def etcd_env(cluster: Cluster, host: HostSpec) -> str:
+def etcd_env(cluster: Cluster, host: HostSpec, state: str = "new") -> str:
     """/opt/etcd/cfg/etcd as etcd.sh writes it, every URL with the member's OWN address.
 
     The guide's extra loopback client listener lives here, not as a flag: etcd >= 3.4 refuses to
-    start when a setting comes from both an ETCD_* variable and its flag.
+    start when a setting comes from both an ETCD_* variable and its flag. ``state`` is "existing"
+    for a member that was removed and added again (its data dir lost): etcd reads it only while
+    the data dir is empty, so the installer keeps whichever the file says once the member runs.
     """
+    if state not in ("new", "existing"):
+        raise BootstrapError(f"ETCD_INITIAL_CLUSTER_STATE must be new or existing, not {state!r}")
     if not host.etcd_name:
         raise BootstrapError(f"{host.name} has no etcd_name")
     ip = host.address
@@ -141,7 +145,7 @@ def etcd_env(cluster: Cluster, host: HostSpec) -> str:
         + f'ETCD_ADVERTISE_CLIENT_URLS="https://{ip}:2379"\n'
         + f'ETCD_INITIAL_CLUSTER="{cluster.etcd_initial_cluster}"\n'
         + f'ETCD_INITIAL_CLUSTER_TOKEN="{ETCD_CLUSTER_TOKEN}"\n'
-        + 'ETCD_INITIAL_CLUSTER_STATE="new"\n'
+        + f'ETCD_INITIAL_CLUSTER_STATE="{state}"\n'
     )
 
 

@@ -34,6 +34,7 @@ from kubeproof.bootstrap.engine import (
     units_fact,
 )
 from kubeproof.bootstrap.errors import BootstrapError, ConflictError
+from kubeproof.bootstrap.health import GateOutcome, apply_gate, plan_gate
 from kubeproof.bootstrap.host_profile import (
     PROFILE_FACTS,
     REQUIRED_COMMANDS,
@@ -71,6 +72,8 @@ class RunResult:
     preflight_seconds: float = 0.0
     total_seconds: float = 0.0
     planned: list[Change] = field(default_factory=list)
+    # the health gate after the phases (None: not reached, a phase failed)
+    gate: GateOutcome | None = None
 
 
 def select_phases(names: Sequence[str] | None) -> list[Phase]:
@@ -286,6 +289,8 @@ def run(ctx: RunContext, phases: Sequence[Phase]) -> RunResult:
             _run_phase(ctx, phase, result)
             if result.errors and ctx.apply:
                 break
+        if not result.errors:
+            _run_gate(ctx, phases, result)
     finally:
         result.total_seconds = time.monotonic() - run_started
         ctx.sha_cache.save()
@@ -295,12 +300,30 @@ def run(ctx: RunContext, phases: Sequence[Phase]) -> RunResult:
     summary = f"{verb}: {result.changes} change{'s' if result.changes != 1 else ''}"
     if result.errors:
         summary += f", {len(result.errors)} error{'s' if len(result.errors) != 1 else ''}"
+    if result.gate is not None:
+        failing = "" if result.gate.green or not result.gate.errors else f" ({len(result.gate.errors)} failing)"
+        state = "green" if result.gate.green else ("repairs planned" if not ctx.apply else "RED")
+        summary += f"; health gate {state}{failing}"
     reporter.line(f"{summary} in {result.total_seconds:.1f}s", always=True)
     timings = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.phase_seconds.items())
+    if result.gate is not None:
+        timings += f", gate {result.gate.seconds:.1f}s ({result.gate.looks} looks)"
     reporter.line(f"  times: preflight {result.preflight_seconds:.1f}s, {timings}", always=True)
     if TRANSFERS.bytes >= 1_000_000:
         reporter.line(f"  transfers: {TRANSFERS.summary()}")
     return result
+
+
+def _run_gate(ctx: RunContext, phases: Sequence[Phase], result: RunResult) -> None:
+    """The suites' rows of the phases run: apply repairs what it owns and fails on the rest (bootstrap/health.py)."""
+    names = [phase.name for phase in phases]
+    if ctx.apply:
+        outcome = apply_gate(ctx, names, phases_changed=result.changes > 0)
+        result.errors += outcome.errors
+    else:
+        outcome = plan_gate(ctx, names, pending=result.planned, files_pending=result.changes > 0)
+    result.changes += outcome.repairs
+    result.gate = outcome
 
 
 def _run_phase(ctx: RunContext, phase: Phase, result: RunResult) -> None:

@@ -195,7 +195,7 @@ def binding_matches(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return bool(current.get("roleRef", {}).get("name") == wanted["roleRef"]["name"] and has_subject)
 
 
-def _binding_changes(ctx: RunContext, api_up: bool) -> DiffResult:
+def binding_changes(ctx: RunContext, api_up: bool) -> DiffResult:
     out: DiffResult = []
     for body in wanted_bindings(ctx):
         name = body["metadata"]["name"]
@@ -273,7 +273,7 @@ def _approve_one(ctx: RunContext, item: dict[str, Any], node: str) -> Callable[[
     return apply
 
 
-def _csr_changes(ctx: RunContext, api_up: bool) -> DiffResult:
+def csr_changes(ctx: RunContext, api_up: bool) -> DiffResult:
     workers = [w.name for w in ctx.cluster.workers]
     out: DiffResult = []
     if not api_up:
@@ -314,7 +314,7 @@ def _csr_changes(ctx: RunContext, api_up: bool) -> DiffResult:
 
 def cluster_diff(ctx: RunContext) -> DiffResult:
     api_up = ctx.api().ready()
-    return _binding_changes(ctx, api_up) + _csr_changes(ctx, api_up)
+    return binding_changes(ctx, api_up) + csr_changes(ctx, api_up)
 
 
 def node_ready(node: dict[str, Any]) -> bool:

@@ -306,8 +306,11 @@ def test_wrong_csrs_are_left_pending(lab_cluster_file: Path, api_clients: ApiCli
     )
     try:
         run = bootstrap("apply", lab_cluster_file)
-        assert run.returncode == 0, run.output[-3000:]
+        # left alone, and the cluster is not conforming while they are pending (NODE-05): the
+        # health gate says so and apply exits non-zero, approving nothing (bootstrap/health.py)
+        assert run.returncode == 1, run.output[-3000:]
         assert run.changes == 0, run.output[-3000:]
+        assert "[NODE-05] master01: " in run.output and "health gate RED" in run.output, run.output[-3000:]
         assert "left alone: CSR kubeproof-test-not-bootstrap" in run.output
         assert "submitted by 'mallory', not by the bootstrap token's user" in run.output
         assert "left alone: CSR kubeproof-test-unknown-node" in run.output

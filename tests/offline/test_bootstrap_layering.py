@@ -45,9 +45,10 @@ LAYERS: dict[str, int] = {
     "phases.flannel": 7,
     "phases.master": 7,
     "phases.nodes": 7,
-    "runner": 8,
-    "cli": 9,
-    "__main__": 10,
+    "health": 8,  # the suites' rows as apply's gate, and the repairs: engine, phases.nodes, kubeproof.evaluate
+    "runner": 9,
+    "cli": 10,
+    "__main__": 11,
 }
 
 

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from kubeproof.checks import CatalogueError, Check, Observation, judge, load_catalogue, parse_catalogue
+from kubeproof.evaluate import SettleClock
 from kubeproof.fixtures import plugin
-from kubeproof.fixtures.plugin import CheckCase, SettleClock, _settled_verdict
+from kubeproof.fixtures.plugin import CheckCase, _settled_verdict
 from kubeproof.inventory import HostSpec
 
 HOST = HostSpec("master01", "192.168.61.17", frozenset({"master"}))
