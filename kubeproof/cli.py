@@ -17,8 +17,14 @@ usage: kubeproof verify [pytest options]         run the suites (pytest --pyargs
        kubeproof apply --cluster FILE ...        install / converge the cluster
        kubeproof lab {up,down,status,ssh,artifacts,images} ...
                                                  the lab of node containers
+       kubeproof diff OLD_DIR NEW_DIR            rows that changed between two report directories
+       kubeproof evidence verify DIR [--pubkey FILE]
+                                                 check an evidence bundle's hashes and signature
+       kubeproof bench [--sizes 3,10,25,50] [--modes serial,auto,naive]
+                                                 verify walls on a scale lab of light hosts
 
-verify takes every pytest option, kubeproof's (--cluster, --profile, --report-dir, --ssh-timeout)
+verify takes every pytest option, kubeproof's (--cluster, --profile, --report-dir, --ssh-timeout,
+--baseline, --waivers, --signing-key)
 and testinfra's (--hosts, --ssh-config, --ssh-identity-file, --sudo, --sudo-user,
 --ansible-inventory), and xdist's -n.
 """
@@ -45,11 +51,32 @@ def _lab(args: list[str]) -> int:
     return int(lab_main(args))
 
 
+def _diff(args: list[str]) -> int:
+    from kubeproof.audit_cli import diff_main
+
+    return diff_main(args)
+
+
+def _evidence(args: list[str]) -> int:
+    from kubeproof.audit_cli import evidence_main
+
+    return evidence_main(args)
+
+
+def _bench(args: list[str]) -> int:
+    from kubeproof.bench.cli import main as bench_main
+
+    return bench_main(args)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "verify": _verify,
     "plan": _bootstrap("plan"),
     "apply": _bootstrap("apply"),
     "lab": _lab,
+    "diff": _diff,
+    "evidence": _evidence,
+    "bench": _bench,
 }
 
 

@@ -6,7 +6,7 @@ One per pytest session (per xdist worker). Probes see hosts only through this ob
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -17,6 +17,8 @@ from kubeproof.inventory import Cluster, HostSpec
 from kubeproof.transport import ConnectionOptions, HostUnreachable, ProbeError, Transport
 
 T = TypeVar("T")
+
+GATHERED_FORMAT = "kubeproof-gathered/1"
 
 # (roles that need them, factory) pairs registered by the fact modules; a host's first batch
 # gathers every fact its roles need, so later checks find them cached.
@@ -162,6 +164,38 @@ class Session:
 
         _in_parallel(second_round, [h for h in hosts if self.unreachable(h) is None])
 
+    # -- one gathering shared between processes (xdist workers)
+
+    def export_gathered(self) -> dict[str, Any]:
+        """What prefetch() found, as JSON: each host's facts and errors, the hosts marked down and
+        the peer vantage points. `load_gathered` in another process makes it that process's own."""
+        with self._lock:
+            hosts = {name: facts.export() for name, facts in self._host_facts.items()}
+            peers = None if self._peer_cluster is None else [h.name for h in self._peer_cluster.hosts]
+        return {
+            "format": GATHERED_FORMAT,
+            "cluster": [h.name for h in self.cluster.hosts],
+            "unreachable": {name: down.cause for name, down in sorted(self.transport.unreachable().items())},
+            "peer_hosts": peers,
+            "hosts": hosts,
+        }
+
+    def load_gathered(self, document: Mapping[str, Any]) -> None:
+        """Start from another process's prefetch: no batch is run again, no down host tried again."""
+        if document.get("format") != GATHERED_FORMAT:
+            raise ValueError(f"gathered facts: format {document.get('format')!r}, expected {GATHERED_FORMAT!r}")
+        names = [h.name for h in self.cluster.hosts]
+        if list(document.get("cluster", ())) != names:
+            raise ValueError(f"gathered facts are of hosts {document.get('cluster')}, this session's are {names}")
+        for name, cause in dict(document.get("unreachable", {})).items():
+            self.note_unreachable(self.transport.mark_down(name, str(cause)))
+        peers = document.get("peer_hosts")
+        with self._lock:
+            if peers is not None:
+                self._peer_cluster = self.cluster.restricted_to(peers)
+        for name, gathered in dict(document.get("hosts", {})).items():
+            self.facts(name).preload(gathered)
+
     def _independent_facts(self, host: HostSpec) -> list[Fact[Any]]:
         """The host's facts that stay the same whichever other host turns out to be down.
 
@@ -295,10 +329,10 @@ class HostContext:
             raise ValueError("first_reachable() needs at least one host")
         raise first_down.again()
 
-    def observation(self, value: Any, diagnosis: Iterable[str] = ()) -> Observation:
+    def observation(self, value: Any, diagnosis: Iterable[str] = (), seen: Iterable[str] = ()) -> Observation:
         sources = [f"{r.host}$ {r.command}" for r in self._used] + self._sources
         evidence = [r.evidence() for r in self._used] + self._evidence
-        return Observation(value, tuple(sources), tuple(evidence), (*diagnosis, *self._notes))
+        return Observation(value, tuple(sources), tuple(evidence), (*diagnosis, *self._notes), tuple(seen))
 
 
 def inventory_context(cluster: Cluster, host: HostSpec) -> dict[str, Any]:

@@ -265,7 +265,7 @@ class StrictParamikoBackend(ParamikoBackend):  # type: ignore[misc]
             try:
                 client = self._connect()
             except HostUnreachable as exc:
-                raise self._mark_down(exc.cause) from None
+                raise self.mark_down(exc.cause) from None
             self.__dict__["_strict_client"] = client
             return client
 
@@ -323,7 +323,7 @@ class StrictParamikoBackend(ParamikoBackend):  # type: ignore[misc]
         self.stats.login = str(cfg.get("username") or "")
         return client
 
-    def _mark_down(self, cause: str) -> HostUnreachable:
+    def mark_down(self, cause: str) -> HostUnreachable:
         """No further attempt in this session: every later use raises this at once."""
         if self.down is None:
             self.down = HostUnreachable(self.inventory_name, cause, marked_down=True)
@@ -347,7 +347,7 @@ class StrictParamikoBackend(ParamikoBackend):  # type: ignore[misc]
             self._forget_client()
             self._sessions_lost += 1
             if self._sessions_lost > 1:
-                return self._mark_down(f"{cause} (lost again after one reconnect)")
+                return self.mark_down(f"{cause} (lost again after one reconnect)")
             return HostUnreachable(self.inventory_name, cause)
 
     def _forget_client(self) -> None:
@@ -668,6 +668,10 @@ class Transport:
                 )
                 self._connections[spec.name] = conn
             return conn
+
+    def mark_down(self, host: HostSpec | str, cause: str) -> HostUnreachable:
+        """A host another process found down (the controller's gathering): never tried in this one."""
+        return self.connection(host).backend.mark_down(cause)
 
     def unreachable(self) -> dict[str, HostUnreachable]:
         """Hosts marked down in this session, with why (no further attempt is made to reach them)."""

@@ -7,6 +7,7 @@ line and exit with 2; no traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import select
 import shutil
@@ -21,7 +22,7 @@ import paramiko
 from kubeproof.lab.artifacts import build_artifacts
 from kubeproof.lab.dockercli import Docker
 from kubeproof.lab.errors import LabError
-from kubeproof.lab.labctl import down, status, up, with_lab_login
+from kubeproof.lab.labctl import down, existing_topology, status, up, with_lab_login
 from kubeproof.lab.node_image import MIRROR_ENVIRONMENT_VARIABLE
 from kubeproof.lab.pod_images import ensure_pod_image_tarballs, load_pod_images
 from kubeproof.lab.progress import Progress
@@ -33,7 +34,6 @@ from kubeproof.lab.settings import (
     VAGRANT_LOGIN,
     LabSettings,
     artifacts_dir,
-    node_by_name,
 )
 from kubeproof.lab.ssh_material import connect
 
@@ -73,10 +73,26 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"Debian mirror for building the node rootfs (default: ${MIRROR_ENVIRONMENT_VARIABLE},"
         " else the mirror of this machine's apt sources)",
     )
+    up_parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="workers: the guide's node01 and node02, and more as node03, node04, ... (default 2;"
+        " a lab that has more than N loses its extra workers' containers)",
+    )
+    up_parser.add_argument(
+        "--scale",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of the guide's lab, N light hosts (systemd and sshd, no docker) on a network of their own,"
+        " for the host-level groups at scale; give it a --name of its own (e.g. --name scale)",
+    )
     commands.add_parser("down", help="remove everything the lab created (selected by label)")
     commands.add_parser("status", help="each node's state, address and whether SSH answers")
     ssh_parser = commands.add_parser("ssh", help="open a shell on a node (OpenSSH with the lab's ssh_config)")
-    ssh_parser.add_argument("node", help=", ".join(node.name for node in LAB_NODES))
+    ssh_parser.add_argument("node", help=", ".join(node.name for node in LAB_NODES) + " (and node03, ... when added)")
     ssh_parser.add_argument(
         "remote_command", nargs=argparse.REMAINDER, help="optional command to run instead of a shell"
     )
@@ -96,7 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress()
     try:
         command = arguments.command
-        settings = LabSettings.create(arguments.name, arguments.state_dir, getattr(arguments, "login", None))
+        settings = LabSettings.create(
+            arguments.name,
+            arguments.state_dir,
+            getattr(arguments, "login", None),
+            workers=getattr(arguments, "workers", 2),
+            scale=getattr(arguments, "scale", 0),
+        )
         if command == "up":
             up(settings, progress, mirror=arguments.mirror)
             return 0
@@ -114,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             docker = Docker.connect()
             tarballs = ensure_pod_image_tarballs(docker, artifacts_dir() / "images", progress)
             require_lab_up(settings)
-            load_pod_images(with_lab_login(docker, settings), LAB_NODES, tarballs, progress)
+            settings = with_lab_login(docker, existing_topology(docker, settings))
+            load_pod_images(settings, settings.nodes, tarballs, progress)
             return 0
         parser.error(f"unknown command {command}")
     except LabError as error:
@@ -132,7 +155,10 @@ def require_lab_up(settings: LabSettings) -> None:
 
 
 def open_ssh(settings: LabSettings, node_name: str, remote_command: Sequence[str]) -> int:
-    node = node_by_name(node_name)
+    if node_name not in {node.name for node in settings.nodes}:  # a worker added with `up --workers`?
+        with contextlib.suppress(LabError):  # no docker here: the guide's names are all there is to say
+            settings = existing_topology(Docker.connect(), settings)
+    node = settings.node(node_name)
     require_lab_up(settings)
     if remote_command[:1] == ["--"]:
         remote_command = remote_command[1:]
@@ -148,7 +174,7 @@ def paramiko_session(settings: LabSettings, node_name: str, remote_command: Sequ
     """Fallback without an ssh binary: a paramiko session (interactive shell when on a terminal)."""
     import shlex
 
-    client = connect(node_by_name(node_name), with_lab_login(Docker.connect(), settings))
+    client = connect(settings.node(node_name), with_lab_login(Docker.connect(), settings))
     try:
         transport = client.get_transport()
         if transport is None:

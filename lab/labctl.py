@@ -26,10 +26,7 @@ from kubeproof.lab.node_image import ensure_node_image, node_image_tag
 from kubeproof.lab.pod_images import ensure_pod_image_tarballs, load_pod_images
 from kubeproof.lab.progress import Progress
 from kubeproof.lab.settings import (
-    LAB_GATEWAY,
     LAB_LABEL,
-    LAB_NODES,
-    LAB_SUBNET,
     LOGIN_LABEL,
     NODE_LABEL,
     ROOT_LOGIN,
@@ -110,11 +107,26 @@ def node_run_args(settings: LabSettings, node: NodeSpec, image: str) -> list[str
         # systemd halts cleanly on SIGRTMIN+3 (docker import cannot record STOPSIGNAL).
         "--stop-signal",
         "SIGRTMIN+3",
-        # Docker inside a node on the container's overlay falls back to vfs; a volume gives overlay2.
-        "--volume",
-        f"{settings.volume_name(node)}:/var/lib/docker",
+        *(_light_args() if settings.light else _docker_volume_args(settings, node)),
         image,
     ]
+
+
+def _docker_volume_args(settings: LabSettings, node: NodeSpec) -> list[str]:
+    # Docker inside a node on the container's overlay falls back to vfs; a volume gives overlay2.
+    return ["--volume", f"{settings.volume_name(node)}:/var/lib/docker"]
+
+
+# A scale lab's hosts run no docker: a unit file that is /dev/null is masked (systemd's rule), so
+# neither dockerd nor containerd starts, and fifty hosts cost what fifty systemd+sshd do.
+MASKED_IN_LIGHT_HOSTS = ("docker.service", "docker.socket", "containerd.service")
+
+
+def _light_args() -> list[str]:
+    args = []
+    for unit in MASKED_IN_LIGHT_HOSTS:
+        args += ["--mount", f"type=bind,source=/dev/null,target=/etc/systemd/system/{unit},readonly"]
+    return args
 
 
 # ----------------------------------------------------------------------------- conflicts
@@ -148,31 +160,31 @@ def check_network_conflicts(docker: Docker, settings: LabSettings) -> dict[str, 
                     f"a Docker network named {name} exists that lab {settings.name!r} did not create:"
                     f" remove it (docker network rm {name}) or use another lab name (--name)"
                 )
-            if str(LAB_SUBNET) not in subnets:
+            if str(settings.subnet) not in subnets:
                 raise LabError(
-                    f"the lab network {name} has subnets {subnets}, not {LAB_SUBNET}:"
+                    f"the lab network {name} has subnets {subnets}, not {settings.subnet}:"
                     " run `kubeproof lab down` and `kubeproof lab up` again"
                 )
             ours = network
             continue
         for subnet in subnets:
             try:
-                overlaps = ipaddress.ip_network(subnet, strict=False).overlaps(LAB_SUBNET)
+                overlaps = ipaddress.ip_network(subnet, strict=False).overlaps(settings.subnet)
             except (ValueError, TypeError):
                 continue
             if overlaps:
                 owner = _labels(network).get(LAB_LABEL)
                 hint = f" (it belongs to kubeproof lab {owner!r}: `kubeproof lab down --name {owner}`)" if owner else ""
                 raise LabError(
-                    f"Docker network {name} uses {subnet}, which overlaps the lab's {LAB_SUBNET}{hint}:"
+                    f"Docker network {name} uses {subnet}, which overlaps the lab's {settings.subnet}{hint}:"
                     f" remove it (docker network rm {name}) and retry"
                 )
     if ours is None:
-        check_host_addresses()
+        check_host_addresses(settings.subnet)
     return ours
 
 
-def check_host_addresses() -> None:
+def check_host_addresses(subnet: ipaddress.IPv4Network) -> None:
     """An address of this machine inside the lab range would make the lab's addresses ambiguous."""
     ip = shutil.which("ip")
     if ip is None:
@@ -183,9 +195,9 @@ def check_host_addresses() -> None:
         if len(fields) < 4 or fields[2] != "inet":
             continue
         interface = ipaddress.ip_interface(fields[3])
-        if interface.ip in LAB_SUBNET or interface.network.overlaps(LAB_SUBNET):
+        if interface.ip in subnet or interface.network.overlaps(subnet):
             raise LabError(
-                f"this machine's interface {fields[1]} has address {fields[3]}, inside the lab's {LAB_SUBNET}:"
+                f"this machine's interface {fields[1]} has address {fields[3]}, inside the lab's {subnet}:"
                 " free that range (the guide's addresses need it) and retry"
             )
 
@@ -193,7 +205,7 @@ def check_host_addresses() -> None:
 def check_container_conflicts(docker: Docker, settings: LabSettings) -> dict[str, dict[str, Any]]:
     """Existing node containers of this lab by name; LabError for a same-named foreign container."""
     existing: dict[str, dict[str, Any]] = {}
-    for container in docker.inspect("container", [node.name for node in LAB_NODES]):
+    for container in docker.inspect("container", [node.name for node in settings.nodes]):
         name = str(container.get("Name", "")).lstrip("/")
         if not _is_ours(container, settings):
             raise LabError(
@@ -238,7 +250,9 @@ def choose_login(settings: LabSettings, recorded: str | None) -> LabSettings:
 def with_lab_login(docker: Docker, settings: LabSettings) -> LabSettings:
     """settings with the login of the lab as it exists (root when there is no lab)."""
     network = docker.inspect("network", [settings.network_name])
-    containers = [item for item in docker.inspect("container", [n.name for n in LAB_NODES]) if _is_ours(item, settings)]
+    containers = [
+        item for item in docker.inspect("container", [n.name for n in settings.nodes]) if _is_ours(item, settings)
+    ]
     ours = [item for item in network if _is_ours(item, settings)] + containers
     return choose_login(replace(settings, login=None), recorded_login(ours))
 
@@ -301,9 +315,11 @@ def setup_login(docker: Docker, node: NodeSpec, settings: LabSettings, public_ke
 def render_lab_ssh_config(settings: LabSettings) -> str:
     """The lab's ssh_config: strict host keys for root; for the vagrant login, `vagrant ssh-config`'s form."""
     if settings.sudo:
-        return render_vagrant_ssh_config(LAB_NODES, user=settings.ssh_user, identity_file=settings.private_key_file)
+        return render_vagrant_ssh_config(
+            settings.nodes, user=settings.ssh_user, identity_file=settings.private_key_file
+        )
     return render_ssh_config(
-        LAB_NODES,
+        settings.nodes,
         user=settings.ssh_user,
         identity_file=settings.private_key_file,
         known_hosts_file=settings.known_hosts_file,
@@ -336,36 +352,40 @@ def up(settings: LabSettings, progress: Progress, *, mirror: str | None = None) 
         settings = choose_login(settings, recorded_login([*([network] if network else []), *containers.values()]))
         progress.say(f"  login: {settings.ssh_user}{' (sudo)' if settings.sudo else ''}")
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    with progress.step(f"network {settings.network_name} ({LAB_SUBNET})"):
+    with progress.step(f"network {settings.network_name} ({settings.subnet})"):
         if network is None:
             create_network(docker, settings)
         else:
             progress.say("  exists")
+    nodes = settings.nodes
     with progress.step("node containers"):
+        ensure_inotify_instances(len(nodes), progress)
         start_nodes(docker, settings, image, containers, progress)
+        remove_extra_hosts(docker, settings, progress)
     with progress.step("wait for systemd and sshd in every node"):
-        host_keys = {node.name: wait_for_host_keys(docker, node) for node in LAB_NODES}
+        host_keys = {node.name: wait_for_host_keys(docker, node) for node in nodes}
     with progress.step(f"SSH material (key, {settings.ssh_user}'s login, known_hosts, ssh_config)"):
         public_key = ensure_keypair(settings)
-        for node in LAB_NODES:
+        for node in nodes:
             setup_login(docker, node, settings, public_key)
         write_if_changed(
             settings.known_hosts_file,
-            render_known_hosts(((node.name, node.address), host_keys[node.name]) for node in LAB_NODES),
+            render_known_hosts(((node.name, node.address), host_keys[node.name]) for node in nodes),
         )
         write_if_changed(settings.ssh_config_file, render_lab_ssh_config(settings))
     with progress.step("SSH answers on every node (strict host keys)"):
-        for node in LAB_NODES:
+        for node in nodes:
             wait_for_ssh(node, settings)
-    with progress.step("pod images into every node's docker (over SSH)"):
-        tarballs = ensure_pod_image_tarballs(docker, artifacts_dir() / "images", progress)
-        load_pod_images(settings, LAB_NODES, tarballs, progress)
+    if not settings.light:
+        with progress.step("pod images into every node's docker (over SSH)"):
+            tarballs = ensure_pod_image_tarballs(docker, artifacts_dir() / "images", progress)
+            load_pod_images(settings, nodes, tarballs, progress)
     write_if_changed(
         settings.cluster_file,
         render_cluster_file(
             ClusterFileInputs(
                 lab_name=settings.name,
-                nodes=LAB_NODES,
+                nodes=nodes,
                 ssh_config=settings.ssh_config_file.name,
                 artifacts_dir=artifacts_dir(),
                 ssh_user=settings.ssh_user,
@@ -375,7 +395,9 @@ def up(settings: LabSettings, progress: Progress, *, mirror: str | None = None) 
     )
     progress.say(f"lab {settings.name!r} is up in {time.monotonic() - started:.1f} s")
     progress.say(f"cluster file: {settings.cluster_file}")
-    progress.say(f"ssh: ssh -F {settings.ssh_config_file} master01   (or: kubeproof lab ssh master01)")
+    first = settings.nodes[0].name
+    name_option = "" if settings.name == "lab" else f" --name {settings.name}"
+    progress.say(f"ssh: ssh -F {settings.ssh_config_file} {first}   (or: kubeproof lab{name_option} ssh {first})")
     return settings.cluster_file
 
 
@@ -387,9 +409,9 @@ def create_network(docker: Docker, settings: LabSettings) -> None:
             "--driver",
             "bridge",
             "--subnet",
-            str(LAB_SUBNET),
+            str(settings.subnet),
             "--gateway",
-            str(LAB_GATEWAY),
+            str(settings.gateway),
             # Internal: no route out of the lab. The machine still reaches the nodes (the bridge holds
             # the gateway address) and the nodes reach each other, nothing else (the lab's network rule).
             "--internal",
@@ -408,11 +430,11 @@ def start_nodes(
     docker: Docker, settings: LabSettings, image: str, containers: dict[str, dict[str, Any]], progress: Progress
 ) -> None:
     existing_volumes = set(docker.lines(["volume", "ls", "--quiet", "--filter", settings.label_filter]))
-    for node in LAB_NODES:
+    for node in settings.nodes:
         container = containers.get(node.name)
         if container is None:
             volume = settings.volume_name(node)
-            if volume not in existing_volumes:
+            if not settings.light and volume not in existing_volumes:
                 docker.run(
                     [
                         "volume",
@@ -438,6 +460,62 @@ def start_nodes(
             progress.say(f"  started {node.name}")
         else:
             progress.say(f"  {node.name} is running")
+
+
+# Every node's systemd (and journald, udevd, sshd, dockerd, kubelet) takes inotify instances from
+# root's one per-user limit of the shared kernel, 128 by default: on the lab, the 14th to 16th node
+# of a scale lab (beside the guide's three) died at boot with "Failed to create control group
+# inotify object: Too many open files". 32 a node leaves room for what runs inside.
+INOTIFY_INSTANCES_FILE = Path("/proc/sys/fs/inotify/max_user_instances")
+INOTIFY_BASE = 128
+INOTIFY_INSTANCES_PER_NODE = 32
+
+
+def ensure_inotify_instances(nodes: int, progress: Progress, limit_file: Path = INOTIFY_INSTANCES_FILE) -> None:
+    """Raise the kernel's per-user inotify instance limit where it is too low for this many nodes."""
+    needed = INOTIFY_BASE + INOTIFY_INSTANCES_PER_NODE * nodes
+    try:
+        current = int(limit_file.read_text().strip())
+    except (OSError, ValueError):
+        return  # no such limit to read here: nothing to raise
+    if current >= needed:
+        return
+    try:
+        limit_file.write_text(f"{needed}\n")
+    except OSError as exc:
+        raise LabError(
+            f"{nodes} nodes need fs.inotify.max_user_instances >= {needed} (it is {current}) and it cannot be"
+            f" raised from here ({exc.strerror}): sysctl -w fs.inotify.max_user_instances={needed}"
+        ) from None
+    progress.say(f"  raised fs.inotify.max_user_instances from {current} to {needed} (every node's systemd takes some)")
+
+
+def remove_extra_hosts(docker: Docker, settings: LabSettings, progress: Progress) -> None:
+    """A lab made with more hosts than asked now (`up --workers 2` after `--workers 3`, a smaller
+    --scale): this lab's own containers beyond the count go, with their volumes. Only this lab's
+    (by label); the cluster's side (kubectl delete node) is the caller's."""
+    wanted = {node.name for node in settings.nodes}
+    ids = docker.lines(["ps", "--all", "--quiet", "--filter", settings.label_filter])
+    for item in docker.inspect("container", ids):
+        name = str(item.get("Name", "")).lstrip("/")
+        if name in wanted or not _is_ours(item, settings):
+            continue
+        docker.run(["rm", "--force", "--volumes", name])
+        for volume in docker.inspect("volume", [f"kubeproof-{settings.name}-{name}-docker"]):
+            if _is_ours(volume, settings):
+                docker.run(["volume", "rm", str(volume.get("Name"))])
+        progress.say(f"  removed {name} (beyond the {len(wanted)} hosts asked for)")
+
+
+def existing_topology(docker: Docker, settings: LabSettings) -> LabSettings:
+    """settings with the hosts the lab has now: its worker count, or its scale (from its containers)."""
+    ids = docker.lines(["ps", "--all", "--quiet", "--filter", settings.label_filter])
+    names = [str(item.get("Name", "")).lstrip("/") for item in docker.inspect("container", ids)]
+    scale = sum(1 for name in names if name.startswith("scale"))
+    if scale:
+        return replace(settings, scale=scale, workers=2)
+    workers = sum(1 for name in names if name.startswith("node"))
+    return replace(settings, workers=max(2, workers), scale=0)
 
 
 def wait_for_host_keys(docker: Docker, node: NodeSpec) -> list[HostKey]:
@@ -560,11 +638,11 @@ def remove_state_files(settings: LabSettings, progress: Progress) -> None:
 def node_states(docker: Docker, settings: LabSettings) -> list[NodeState]:
     found = {
         str(item.get("Name", "")).lstrip("/"): item
-        for item in docker.inspect("container", [node.name for node in LAB_NODES])
+        for item in docker.inspect("container", [node.name for node in settings.nodes])
         if _is_ours(item, settings)
     }
     states = []
-    for node in LAB_NODES:
+    for node in settings.nodes:
         item = found.get(node.name)
         if item is None:
             states.append(NodeState(node.name, "absent", None, None))
@@ -604,7 +682,7 @@ def ssh_answers(node: NodeSpec, settings: LabSettings) -> str:
 def status(settings: LabSettings, progress: Progress) -> int:
     """Print each node's state, address and whether SSH answers; 0 when all run and answer."""
     docker = Docker.connect()
-    settings = with_lab_login(docker, settings)
+    settings = with_lab_login(docker, existing_topology(docker, settings))
     states = node_states(docker, settings)
     recipe_image = node_image_tag()
     all_good = True
@@ -612,7 +690,7 @@ def status(settings: LabSettings, progress: Progress) -> int:
     login = f"{settings.ssh_user}{' (sudo)' if settings.sudo else ''}" if present else "-"
     print(f"lab {settings.name!r}  network {settings.network_name}  state {settings.state_dir}  login {login}")
     print(f"{'NODE':<10} {'STATE':<9} {'ADDRESS':<15} {'SSH':<24} IMAGE")
-    for node, state in zip(LAB_NODES, states, strict=True):
+    for node, state in zip(settings.nodes, states, strict=True):
         answer = ssh_answers(node, settings) if state.state == "running" else "-"
         all_good = all_good and state.state == "running" and answer == "yes"
         image_note = state.image or "-"
@@ -631,7 +709,7 @@ def cluster_file_if_up(settings: LabSettings) -> Path | None:
     if not settings.cluster_file.is_file():
         return None
     docker = Docker.connect()
-    if all(state.state == "running" for state in node_states(docker, settings)):
+    if all(state.state == "running" for state in node_states(docker, existing_topology(docker, settings))):
         return settings.cluster_file
     return None
 

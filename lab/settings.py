@@ -54,6 +54,46 @@ LAB_NODES: tuple[NodeSpec, ...] = (
 )
 
 
+# Workers beyond the guide's two (`lab up --workers N`): node03 at .23, node04 at .24, ... (no etcd
+# member: the guide's etcd cluster stays the three members of its table).
+MAX_WORKERS = 8
+_EXTRA_WORKER_FIRST_ADDRESS = 23
+
+# A scale lab (`lab up --scale N`): N light hosts (systemd and sshd; docker masked, no volume) on a
+# network of their own, so it can stand beside the guide's lab. Enough for the host-level groups:
+# the installer's environment and pki phases lay out what ENV, PKI-E, PKI-K and SEC files check.
+SCALE_SUBNET = ipaddress.IPv4Network("192.168.62.0/24")
+SCALE_GATEWAY = ipaddress.IPv4Address("192.168.62.1")
+MAX_SCALE_HOSTS = 200
+_SCALE_FIRST_ADDRESS = 11
+SCALE_ETCD_MEMBERS = 3
+
+
+def guide_nodes(workers: int = 2) -> tuple[NodeSpec, ...]:
+    """The guide's table, with workers beyond node02 appended (node03, node04, ...)."""
+    if not 2 <= workers <= MAX_WORKERS:
+        raise LabError(f"--workers {workers}: the lab has from 2 (the guide's) to {MAX_WORKERS} workers")
+    first = LAB_SUBNET.network_address + _EXTRA_WORKER_FIRST_ADDRESS
+    extra = tuple(NodeSpec(f"node{n:02d}", str(first + n - 3), ("node",), None) for n in range(3, workers + 1))
+    return LAB_NODES + extra
+
+
+def scale_nodes(count: int) -> tuple[NodeSpec, ...]:
+    """scale001..scaleNNN: the first a master and etcd member, the next two workers and etcd members
+    (the guide's roles), the rest workers."""
+    if not 1 <= count <= MAX_SCALE_HOSTS:
+        raise LabError(f"--scale {count}: a scale lab has from 1 to {MAX_SCALE_HOSTS} hosts")
+    nodes = []
+    for index in range(count):
+        roles: tuple[str, ...] = ("master", "etcd") if index == 0 else ("node", "etcd")
+        if index >= SCALE_ETCD_MEMBERS:
+            roles = ("node",)
+        address = str(SCALE_SUBNET.network_address + _SCALE_FIRST_ADDRESS + index)
+        etcd_name = f"etcd{index + 1:02d}" if "etcd" in roles else None
+        nodes.append(NodeSpec(f"scale{index + 1:03d}", address, roles, etcd_name))
+    return tuple(nodes)
+
+
 def cache_dir() -> Path:
     """$KUBEPROOF_CACHE (default /var/cache/kubeproof): builds, artifacts, rootfs; never the repo."""
     return Path(os.environ.get("KUBEPROOF_CACHE") or DEFAULT_CACHE_DIR).absolute()
@@ -84,16 +124,52 @@ class LabSettings:
     name: str
     state_dir: Path
     login: str | None = None
+    workers: int = 2  # the guide's lab: node01, node02 and any more (node03, ...)
+    scale: int = 0  # > 0: a scale lab of that many light hosts instead of the guide's
+
+    @property
+    def nodes(self) -> tuple[NodeSpec, ...]:
+        return scale_nodes(self.scale) if self.scale else guide_nodes(self.workers)
+
+    @property
+    def light(self) -> bool:
+        """Hosts without docker (masked) or a docker volume: a scale lab's."""
+        return self.scale > 0
+
+    @property
+    def subnet(self) -> ipaddress.IPv4Network:
+        return SCALE_SUBNET if self.scale else LAB_SUBNET
+
+    @property
+    def gateway(self) -> ipaddress.IPv4Address:
+        return SCALE_GATEWAY if self.scale else LAB_GATEWAY
+
+    def node(self, name: str) -> NodeSpec:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        known = ", ".join(node.name for node in self.nodes)
+        raise LabError(f"no lab node named {name!r}: the lab has {known}")
 
     @classmethod
     def create(
-        cls, name: str = DEFAULT_LAB_NAME, state_dir: Path | None = None, login: str | None = None
+        cls,
+        name: str = DEFAULT_LAB_NAME,
+        state_dir: Path | None = None,
+        login: str | None = None,
+        workers: int = 2,
+        scale: int = 0,
     ) -> LabSettings:
         if not _LAB_NAME_PATTERN.match(name):
             raise LabError(f"invalid lab name {name!r}: use lowercase letters, digits and '-' (max 31 characters)")
         if login is not None and login not in LOGINS:
             raise LabError(f"invalid login {login!r}: use one of {', '.join(LOGINS)}")
-        return cls(name=name, state_dir=(state_dir or state_root() / "lab").absolute(), login=login)
+        if scale and workers != 2:
+            raise LabError("--scale and --workers do not go together: a scale lab has its own hosts")
+        directory = (state_dir or state_root() / name_dir(name)).absolute()
+        settings = cls(name=name, state_dir=directory, login=login, workers=workers, scale=scale)
+        settings.nodes  # noqa: B018  (validates the counts: a LabError names the bad one)
+        return settings
 
     @property
     def ssh_user(self) -> str:
@@ -148,9 +224,6 @@ class LabSettings:
         )
 
 
-def node_by_name(name: str) -> NodeSpec:
-    for node in LAB_NODES:
-        if node.name == name:
-            return node
-    known = ", ".join(node.name for node in LAB_NODES)
-    raise LabError(f"no lab node named {name!r}: the lab has {known}")
+def name_dir(name: str) -> str:
+    """The state directory under $KUBEPROOF_STATE: `lab` for the default lab, `lab-<name>` else."""
+    return "lab" if name == DEFAULT_LAB_NAME else f"lab-{name}"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import secrets
 import shlex
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any, Generic, TypeVar
 
 from kubeproof.redact import redact
@@ -197,6 +197,26 @@ class HostFacts:
             stdout, stderr, rc, stamp = frame
             self._records[name] = FactRecord(self.host, name, fact.command, rc, stdout, stderr, stamp)
 
+    def export(self) -> dict[str, Any]:
+        """What was gathered, as JSON: each fact's record and each fact's error. Another process
+        preloads it instead of gathering again (xdist workers share the controller's gathering).
+        Facts never read secrets (docs/WRITING_CHECKS.md), so the raw output may travel."""
+        return {
+            "records": [asdict(record) for record in self._records.values()],
+            "errors": {name: _error_document(error) for name, error in self._errors.items()},
+            "batches": self.batches,
+        }
+
+    def preload(self, document: Mapping[str, Any]) -> None:
+        """Take another process's `export()` as if this host's batch had run here (no round trip)."""
+        for item in document.get("records", ()):
+            record = FactRecord(**item)
+            if record.host != self.host:
+                raise ValueError(f"gathered facts of {record.host!r} offered to {self.host!r}")
+            self._records.setdefault(record.fact, record)
+        for name, error in dict(document.get("errors", {})).items():
+            self._errors.setdefault(name, _error_from_document(self.host, error))
+
     def fail_all(self, facts: Iterable[Fact[Any]], error: ProbeError) -> None:
         """Record that these facts could not be gathered (the host was unreachable)."""
         for fact in facts:
@@ -243,6 +263,18 @@ class HostFacts:
         self._records.clear()
         self._values.clear()
         self._errors.clear()
+
+
+def _error_document(error: ProbeError) -> dict[str, Any]:
+    if isinstance(error, HostUnreachable):
+        return {"unreachable": error.cause, "marked_down": error.marked_down}
+    return {"reason": error.reason}
+
+
+def _error_from_document(host: str, document: Mapping[str, Any]) -> ProbeError:
+    if "unreachable" in document:
+        return HostUnreachable(host, str(document["unreachable"]), bool(document.get("marked_down")))
+    return ProbeError(host, str(document.get("reason", "")))
 
 
 def _raised(error: ProbeError) -> ProbeError:

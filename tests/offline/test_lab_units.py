@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import paramiko
@@ -31,6 +33,7 @@ from kubeproof.lab.labctl import (
     check_container_conflicts,
     check_network_conflicts,
     choose_login,
+    ensure_inotify_instances,
     node_run_args,
     recorded_login,
 )
@@ -344,6 +347,72 @@ def test_node_run_args_never_privileged_and_never_sys_time() -> None:
     assert ("--label", "io.kubeproof.lab=lab") in itertools.pairwise(args)
     assert ("--ip", "192.168.61.17") in itertools.pairwise(args)
     assert ("--volume", "kubeproof-lab-master01-docker:/var/lib/docker") in itertools.pairwise(args)
+
+
+def test_more_workers_follow_the_guides_table_without_etcd() -> None:
+    settings = LabSettings.create("lab", Path("/tmp/state"), workers=4)
+    assert settings.nodes[:3] == LAB_NODES
+    assert [(n.name, n.address, n.roles, n.etcd_name) for n in settings.nodes[3:]] == [
+        ("node03", "192.168.61.23", ("node",), None),
+        ("node04", "192.168.61.24", ("node",), None),
+    ]
+    assert settings.node("node04").address == "192.168.61.24"
+    with pytest.raises(LabError, match="no lab node named 'node05': the lab has master01, node01, node02, node03"):
+        settings.node("node05")
+
+
+def test_a_scale_lab_has_light_hosts_on_a_network_of_its_own() -> None:
+    settings = LabSettings.create("scale", Path("/tmp/state"), scale=50)
+    nodes = settings.nodes
+    assert len(nodes) == 50 and len({n.address for n in nodes}) == 50
+    assert all(ipaddress.ip_address(n.address) in settings.subnet for n in nodes)
+    assert not settings.subnet.overlaps(LabSettings.create("lab", Path("/tmp/state")).subnet)
+    assert [n.roles for n in nodes[:4]] == [("master", "etcd"), ("node", "etcd"), ("node", "etcd"), ("node",)]
+    assert [n.etcd_name for n in nodes[:4]] == ["etcd01", "etcd02", "etcd03", None]
+    args = node_run_args(settings, nodes[7], "kubeproof-node:0123456789ab")
+    assert not any(arg.endswith(":/var/lib/docker") for arg in args), args
+    for unit in ("docker.service", "docker.socket", "containerd.service"):
+        mount = f"type=bind,source=/dev/null,target=/etc/systemd/system/{unit},readonly"
+        assert ("--mount", mount) in itertools.pairwise(args)
+    assert ("--hostname", "scale008") in itertools.pairwise(args)
+
+
+def test_the_inotify_limit_is_raised_only_when_too_low_for_the_nodes(tmp_path: Path) -> None:
+    limit = tmp_path / "max_user_instances"
+    said: list[str] = []
+    progress = SimpleNamespace(say=said.append)
+    limit.write_text("8192\n")
+    ensure_inotify_instances(50, progress, limit)  # type: ignore[arg-type]
+    assert limit.read_text() == "8192\n" and not said
+    limit.write_text("128\n")
+    ensure_inotify_instances(50, progress, limit)  # type: ignore[arg-type]
+    assert limit.read_text() == f"{128 + 32 * 50}\n"
+    assert said == [
+        f"  raised fs.inotify.max_user_instances from 128 to {128 + 32 * 50} (every node's systemd takes some)"
+    ]
+    limit.write_text("128\n")
+
+    def refused(self: Path, text: str) -> int:
+        raise PermissionError(13, "Permission denied")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Path, "write_text", refused)
+        with pytest.raises(LabError, match=r"sysctl -w fs\.inotify\.max_user_instances=1728"):
+            ensure_inotify_instances(50, progress, limit)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("workers", "scale", "message"),
+    [
+        (1, 0, "--workers 1: the lab has from 2"),
+        (9, 0, "--workers 9: the lab has from 2"),
+        (2, 201, "--scale 201: a scale lab has from 1 to 200"),
+        (3, 10, "--scale and --workers do not go together"),
+    ],
+)
+def test_bad_host_counts_are_refused_by_name(workers: int, scale: int, message: str) -> None:
+    with pytest.raises(LabError, match=message):
+        LabSettings.create("lab", Path("/tmp/state"), workers=workers, scale=scale)
 
 
 class FakeDocker(Docker):

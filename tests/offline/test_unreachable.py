@@ -498,14 +498,21 @@ def _local_host():
 """
 
 
+def make_suite_project(pytester: pytest.Pytester, server: SilentServer, conftest: str) -> str:
+    """The ENV suite over this machine (its commands run locally) and the silent server; the local
+    host's name (its hostname, so the ENV rows about it hold)."""
+    local = subprocess.run(["hostname"], capture_output=True, text=True, check=True).stdout.strip()
+    pytester.makefile(".yaml", cluster=SUITE_CLUSTER.format(local=local))
+    (pytester.path / "ssh_config").write_text(SUITE_SSH_CONFIG.format(address="127.0.0.1", port=server.port))
+    pytester.makeconftest(conftest)
+    (pytester.path / "test_01_env.py").write_text((REPO / "suites" / "test_01_env.py").read_text())
+    return local
+
+
 def test_the_suite_finds_a_silent_host_once_and_every_row_names_it(pytester: pytest.Pytester) -> None:
     server = SilentServer()
     try:
-        local = subprocess.run(["hostname"], capture_output=True, text=True, check=True).stdout.strip()
-        pytester.makefile(".yaml", cluster=SUITE_CLUSTER.format(local=local))
-        (pytester.path / "ssh_config").write_text(SUITE_SSH_CONFIG.format(address="127.0.0.1", port=server.port))
-        pytester.makeconftest(SUITE_CONFTEST)
-        (pytester.path / "test_01_env.py").write_text((REPO / "suites" / "test_01_env.py").read_text())
+        local = make_suite_project(pytester, server, SUITE_CONFTEST)
         started = time.monotonic()
         result = pytester.runpytest(
             "-p", "no:cacheprovider", "--cluster", "cluster.yaml", "--ssh-timeout", str(TIMEOUT), "-rA"
