@@ -67,6 +67,10 @@ class HostUnreachable(ProbeError):
         return HostUnreachable(self.host, self.cause, self.marked_down)
 
 
+# How long output may still arrive after a command's exit status, when no EOF comes (a child of
+# the command holds its output open): then what arrived is the command's output.
+EOF_GRACE_SECONDS = 2.0
+
 SSH_CONNECTIONS = frozenset({"paramiko", "ssh", "safe-ssh"})
 """testinfra connection names that mean "SSH"; kubeproof serves them all with its paramiko backend."""
 
@@ -502,6 +506,7 @@ class Connection:
                 stdout_chunks: list[bytes] = []
                 stderr_chunks: list[bytes] = []
                 deadline = started + timeout
+                exited: float | None = None
                 while True:
                     if channel.recv_ready():
                         stdout_chunks.append(channel.recv(1 << 16))
@@ -509,8 +514,13 @@ class Connection:
                     if channel.recv_stderr_ready():
                         stderr_chunks.append(channel.recv_stderr(1 << 16))
                         continue
-                    if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
-                        break
+                    if channel.exit_status_ready():
+                        # sshd may send the exit status before the last of the output: the output
+                        # is whole at EOF (seen on the lab as a fact batch cut short, "exit 0");
+                        # a command that left a child holding its output open gets a short grace
+                        exited = exited or time.time()
+                        if channel.eof_received or time.time() - exited > EOF_GRACE_SECONDS:
+                            break
                     if time.time() > deadline:
                         channel.close()
                         raise ProbeError(self.name, f"command timed out after {timeout:.0f}s: {command[:120]}")

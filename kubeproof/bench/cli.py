@@ -3,14 +3,15 @@ phases, then the host-level groups verified serially, with `-n auto`, and the na
 
 For each N (ascending, the same lab grown or shrunk): `lab up --scale N`, `apply --phase
 environment pki` (its own state directory: the scale lab's CAs are not the guide lab's), then one
-verify per mode. A table on stdout, the figures as JSON with --json. The lab is taken down at the
-end unless --keep. Figures are what this machine measured; nothing here asserts a speed.
+verify per mode. A table on stdout, the figures as JSON with --json. The lab and the installer's
+state for it are removed at the end unless --keep. Figures are what this machine measured; nothing here asserts a speed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -107,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(render_table(measurements))
         if arguments.json is not None and measurements:
             arguments.json.write_text(json.dumps([asdict(m) for m in measurements], indent=2) + "\n")
-        if not arguments.keep:
+        if not arguments.keep:  # the scale lab and the installer's state for it (its CAs): the bench's own
             down(settings, progress)
+            shutil.rmtree(installer_state, ignore_errors=True)
     return 0

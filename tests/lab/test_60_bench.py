@@ -49,5 +49,7 @@ def test_the_benchmark_runs_every_mode_on_a_scale_lab_and_leaves_nothing(tmp_pat
         assert auto["per_host"][host]["connections"] == counts["connections"] == 1, (host, auto["per_host"][host])
         assert naive["per_host"][host]["commands"] > 3 * counts["commands"], (host, naive["per_host"][host], counts)
     assert "x naive" in done.stdout
-    # taken down afterwards (no --keep)
-    assert lab_objects(Docker.connect(), LabSettings.create(NAME)) == {"containers": [], "networks": [], "volumes": []}
+    # taken down afterwards (no --keep), with the installer's state for it
+    settings = LabSettings.create(NAME)
+    assert lab_objects(Docker.connect(), settings) == {"containers": [], "networks": [], "volumes": []}
+    assert not settings.state_dir.exists() and not (settings.state_dir.parent / f"installer-{NAME}").exists()

@@ -30,6 +30,7 @@ from kubeproof.inventory import Cluster, HostSpec
 from kubeproof.probes import PROBES, load_probes, observe
 from kubeproof.session import Session
 from kubeproof.transport import (
+    EOF_GRACE_SECONDS,
     CommandResult,
     ConnectFailure,
     Connection,
@@ -109,10 +110,46 @@ class _AcceptEveryKey(paramiko.ServerInterface):
         return True
 
 
+class _ExitStatusFirst(_AcceptEveryKey):
+    """What sshd may do: the exit status sent before the last of the command's output, then EOF."""
+
+    def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
+        def answer() -> None:
+            while channel.recv(1024):
+                pass
+            channel.sendall(b"first\n")
+            channel.send_exit_status(0)
+            time.sleep(0.3)
+            channel.sendall(b"last\n")
+            channel.sendall_stderr(b"late error\n")
+            channel.shutdown_write()  # EOF
+            channel.close()
+
+        threading.Thread(target=answer, daemon=True).start()
+        return True
+
+
+class _ExitStatusWithoutEof(_AcceptEveryKey):
+    """A command whose child keeps its output open: exit status, no EOF for a long while."""
+
+    def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
+        def answer() -> None:
+            while channel.recv(1024):
+                pass
+            channel.sendall(b"ok\n")
+            channel.send_exit_status(0)
+            time.sleep(30)
+            channel.close()
+
+        threading.Thread(target=answer, daemon=True).start()
+        return True
+
+
 class SshServer:
     """A paramiko SSH server that answers every command with `ok`, and can drop its sessions."""
 
-    def __init__(self) -> None:
+    def __init__(self, interface: type[paramiko.ServerInterface] = _AcceptEveryKey) -> None:
+        self.interface = interface
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.accepted = 0
@@ -129,7 +166,7 @@ class SshServer:
             self.accepted += 1
             transport = paramiko.Transport(connection)
             transport.add_server_key(self.host_key)
-            transport.start_server(event=threading.Event(), server=_AcceptEveryKey())
+            transport.start_server(event=threading.Event(), server=self.interface())
             self._transports.append(transport)
 
     def drop_sessions(self) -> None:
@@ -272,6 +309,33 @@ def test_a_session_that_drops_is_reconnected_once_then_the_host_is_down(options:
         elapsed, again = _elapsed(lambda: connection.run("true"))
         assert isinstance(again, HostUnreachable) and again.reason == error.reason and elapsed < IMMEDIATE
         assert server.accepted == 2  # never a third attempt
+    finally:
+        connection.close()
+        server.close()
+
+
+def test_output_sent_after_the_exit_status_is_read_to_the_end(options: ConnectionOptions) -> None:
+    server = SshServer(_ExitStatusFirst)
+    connection = Connection(
+        _host("fake01", server.port), f"paramiko://root@127.0.0.1:{server.port}", None, TIMEOUT, options=options
+    )
+    try:
+        result = connection.run("sh -c batch")
+        assert (result.rc, result.stdout, result.stderr) == (0, "first\nlast\n", "late error\n")
+    finally:
+        connection.close()
+        server.close()
+
+
+def test_a_command_whose_output_stays_open_returns_after_a_short_grace(options: ConnectionOptions) -> None:
+    server = SshServer(_ExitStatusWithoutEof)
+    connection = Connection(
+        _host("fake01", server.port), f"paramiko://root@127.0.0.1:{server.port}", None, TIMEOUT, options=options
+    )
+    try:
+        elapsed, error = _elapsed(lambda: connection.run("nohup daemon &", timeout=20))
+        assert error is None, error
+        assert elapsed < EOF_GRACE_SECONDS + 2, elapsed
     finally:
         connection.close()
         server.close()
