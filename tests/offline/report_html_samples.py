@@ -17,6 +17,7 @@ from typing import Any
 
 from kubeproof.causes import annotate, load_cause_rules
 from kubeproof.checks import Check, load_catalogue
+from kubeproof.evaluate import base_record
 from kubeproof.inventory import parse_cluster_text
 from tests.offline.guide_cluster import GUIDE_CLUSTER_YAML
 
@@ -82,25 +83,16 @@ def _hosts_for(check: Check) -> list[str]:
 
 
 def _record(check: Check, host: str, index: int) -> dict[str, Any]:
+    """The plugin's record of a passed row (kubeproof.evaluate.base_record), filled in."""
     probe = check.probe.split("(")[0]
-    return {
-        "id": check.id,
-        "key": check.key,
-        "part": check.part,
-        "host": host,
-        "section": check.section,
-        "guide": check.guide,
-        "text": check.text,
-        "kind": check.kind,
-        "severity": check.severity,
-        "remediation": check.remediation,
+    nodeid = f"suites/test_{check.section.lower()}.py::test_row[{check.key}-{host}]"
+    return base_record(check, host, nodeid) | {
         "expected": f"expected {check.expected!r}" if check.expected is not None else "expected none",
         "observed": repr(check.expected) if check.expected is not None else "[]",
         "sources": [
             f"{host}$ {probe.replace('_', ' ')} --check",
             f"{host}$ " + UNIT_COMMAND.format(unit=check.section.lower()),
         ],
-        "diagnosis": [],
         "seen": [f"{probe} on {host}: {check.expected!r}", f"read from {probe} at index {index}"],
         "evidence": [
             {
@@ -113,8 +105,6 @@ def _record(check: Check, host: str, index: int) -> dict[str, Any]:
                 "timestamp": STARTED + 1,
             }
         ],
-        "reason": "",
-        "nodeid": f"suites/test_{check.section.lower()}.py::test_row[{check.key}-{host}]",
         "started": STARTED + 0.04 * index,
         "duration": 0.012,
         "outcome": "passed",
