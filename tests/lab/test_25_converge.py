@@ -22,7 +22,7 @@ import os
 import re
 import shlex
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,11 +36,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from kubeproof import layout
-from kubeproof.inventory import Cluster, load_cluster_file
-from kubeproof.transport import Connection, Transport
 from tests.lab.etcd_commands import etcdctl_command
 from tests.lab.suite_runner import REPO, SuiteRun, run_suites
 from tests.lab.test_20_bootstrap import ApiClients, CliRun, api_clients, bootstrap, csr_body, record
+from tests.lab.test_41_faults_etcd_flannel import Lab as FaultLab
+from tests.lab.test_41_faults_etcd_flannel import open_lab
 
 pytestmark = pytest.mark.lab
 
@@ -62,33 +62,12 @@ PLAN_LINE = re.compile(r"^\[(?:\d/7 \w+|gate)\] (?!done:|local: note|\S+: note:|
 # ----------------------------------------------------------------------------- the lab
 
 
-@dataclass
-class Lab:
-    cluster: Cluster
-    transport: Transport
-
-    def connection(self, name: str) -> Connection:
-        return self.transport.connection(name)
-
-    def sh(self, name: str, command: str, timeout: float = 120) -> str:
-        result = self.connection(name).run(command, timeout=timeout)
-        assert result.rc == 0, f"{name}$ {command}: rc={result.rc} {result.stderr.strip()[:500]}"
-        return result.stdout
-
-    def ok(self, name: str, command: str, timeout: float = 60) -> bool:
-        return self.connection(name).run(command, timeout=timeout).rc == 0
+class Lab(FaultLab):
+    """test_41's lab helpers (sh, ok, wait, connection) and what the convergence tests add."""
 
     def sha(self, name: str, path: str) -> str:
         data = self.connection(name).read_file(path)
         return hashlib.sha256(data).hexdigest() if data is not None else "missing"
-
-    def wait(self, what: str, ready: Callable[[], bool], timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if ready():
-                return
-            time.sleep(1)
-        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
     def kubectl(self, *args: str) -> str:
         return self.sh(self.cluster.masters[0].name, shlex.join(["kubectl", *args]))
@@ -101,14 +80,7 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    if not CLUSTER_FILE.exists():
-        pytest.skip(f"the lab is not up ({CLUSTER_FILE} missing): kubeproof lab up; kubeproof apply")
-    cluster = load_cluster_file(CLUSTER_FILE)
-    transport = Transport(cluster)
-    try:
-        yield Lab(cluster, transport)
-    finally:
-        transport.close()
+    yield from open_lab(Lab)
 
 
 @dataclass
@@ -292,7 +264,7 @@ def test_etcd_certificates_swapped_and_restored(lab: Lab, converged: None, forei
             lab.connection(member).write_file(ssl + "/server-key.pem", original_key, 0o600)
         for member in members:
             lab.sh(member, "systemctl reset-failed etcd; systemctl restart --no-block etcd")
-        lab.wait("etcd healthy after the certificates were restored", lab.etcd_healthy)
+        lab.wait("etcd healthy after the certificates were restored", lab.etcd_healthy, 120)
     time.sleep(5)  # what a user sees a little after: flanneld and the apiserver have noticed
     converge("etcd_certificates_swapped", foreign, tmp_path, None)
 

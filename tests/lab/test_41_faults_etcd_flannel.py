@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -133,16 +134,24 @@ class Lab:
         return [parse_lease(lines[i], lines[i + 1]) for i in range(0, len(lines) - 1, 2)]
 
 
-@pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
+LabT = TypeVar("LabT", bound=Lab)
+
+
+def open_lab(kind: type[LabT]) -> Iterator[LabT]:
+    """A module's lab fixture: the converged lab's hosts over one transport (a skip when it is not up)."""
     if not CLUSTER_FILE.exists():
         pytest.skip(f"the lab is not up ({CLUSTER_FILE} missing): kubeproof lab up; kubeproof apply")
     cluster = load_cluster_file(CLUSTER_FILE)
     transport = Transport(cluster)
     try:
-        yield Lab(cluster, transport)
+        yield kind(cluster, transport)
     finally:
         transport.close()
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    yield from open_lab(Lab)
 
 
 def _suites(tmp_path: Path, name: str, paths: list[str], *extra: str) -> SuiteRun:

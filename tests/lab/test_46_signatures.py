@@ -37,10 +37,10 @@ import pytest
 from kubeproof import layout
 from kubeproof.facts.etcd import parse_env_file, parse_unit_text
 from kubeproof.facts.network import FLANNEL_CONFIG_KEY
-from kubeproof.inventory import Cluster, HostSpec, load_cluster_file
-from kubeproof.transport import Transport
+from kubeproof.inventory import Cluster, HostSpec
 from tests.lab.suite_runner import REPO, SuiteRun, run_suites
 from tests.lab.test_41_faults_etcd_flannel import Lab as FaultLab
+from tests.lab.test_41_faults_etcd_flannel import open_lab
 
 pytestmark = pytest.mark.lab
 
@@ -105,14 +105,7 @@ class Lab(FaultLab):
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    if not CLUSTER_FILE.exists():
-        pytest.skip(f"the lab is not up ({CLUSTER_FILE} missing): kubeproof lab up; kubeproof apply")
-    cluster = load_cluster_file(CLUSTER_FILE)
-    transport = Transport(cluster)
-    try:
-        yield Lab(cluster, transport)
-    finally:
-        transport.close()
+    yield from open_lab(Lab)
 
 
 def _suites(tmp_path: Path, name: str, paths: list[str]) -> SuiteRun:

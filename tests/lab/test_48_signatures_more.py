@@ -39,10 +39,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from kubeproof import layout
-from kubeproof.inventory import load_cluster_file
-from kubeproof.transport import Transport
 from tests.lab.suite_runner import run_suites
 from tests.lab.test_31_faults_core import resign
+from tests.lab.test_41_faults_etcd_flannel import open_lab
 from tests.lab.test_46_signatures import (
     CLUSTER_FILE,
     ETCD_SUITE,
@@ -70,14 +69,7 @@ UNKNOWN_AUTHORITY = "x509: certificate signed by unknown authority"
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    if not CLUSTER_FILE.exists():
-        pytest.skip(f"the lab is not up ({CLUSTER_FILE} missing): kubeproof lab up; kubeproof apply")
-    cluster = load_cluster_file(CLUSTER_FILE)
-    transport = Transport(cluster)
-    try:
-        yield Lab(cluster, transport)
-    finally:
-        transport.close()
+    yield from open_lab(Lab)
 
 
 def _replace(text: bytes, old: str, new: str) -> bytes:
