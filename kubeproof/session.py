@@ -20,25 +20,46 @@ T = TypeVar("T")
 
 GATHERED_FORMAT = "kubeproof-gathered/1"
 
-# (roles that need them, factory) pairs registered by the fact modules; a host's first batch
-# gathers every fact its roles need, so later checks find them cached.
+# The fact sets the fact modules register: a host's first batch gathers every fact its roles need
+# for the catalogue groups the run selected, so later checks find them cached.
 FactFactory = Callable[[Cluster, HostSpec], Iterable[Fact[Any]]]
-FACT_SETS: list[tuple[frozenset[str], FactFactory]] = []
 
 
-def fact_set(*roles: str) -> Callable[[FactFactory], FactFactory]:
+@dataclass(frozen=True)
+class FactSet:
+    roles: frozenset[str]  # "all", or the host roles that have these facts
+    groups: frozenset[str]  # the catalogue groups (Check.group) whose probes read them
+    peer: bool  # which host gathers them depends on which hosts answer (round 2 of prefetch)
+    factory: FactFactory
+
+    def applies(self, host: HostSpec, groups: frozenset[str] | None) -> bool:
+        wanted = groups is None or bool(self.groups & groups)
+        return wanted and ("all" in self.roles or bool(self.roles & host.roles))
+
+
+FACT_SETS: list[FactSet] = []
+
+
+def fact_set(*roles: str, groups: Iterable[str], peer: bool = False) -> Callable[[FactFactory], FactFactory]:
+    """Register a fact set. `groups` are the catalogue groups whose probes read it: a run that
+    selects none of them does not gather it (a probe that still asks gets it in a batch of its own,
+    which the lab's one-batch-per-host assertions catch)."""
+
     def register(factory: FactFactory) -> FactFactory:
-        FACT_SETS.append((frozenset(roles or ("all",)), factory))
+        FACT_SETS.append(FactSet(frozenset(roles or ("all",)), frozenset(groups), peer, factory))
         return factory
 
     return register
 
 
-def facts_for_host(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
+def facts_for_host(
+    cluster: Cluster, host: HostSpec, groups: frozenset[str] | None = None, peer: bool | None = None
+) -> list[Fact[Any]]:
+    """The host's facts for these catalogue groups (None: all), only peer sets or only the others."""
     facts: list[Fact[Any]] = []
-    for roles, factory in FACT_SETS:
-        if "all" in roles or roles & host.roles:
-            facts.extend(factory(cluster, host))
+    for entry in FACT_SETS:
+        if entry.applies(host, groups) and (peer is None or entry.peer == peer):
+            facts.extend(entry.factory(cluster, host))
     return facts
 
 
@@ -51,13 +72,23 @@ class Session:
     _shared_errors: dict[str, ProbeError] = field(default_factory=dict)
     _unreachable: dict[str, HostUnreachable] = field(default_factory=dict)
     _peer_cluster: Cluster | None = None
+    # The catalogue groups the run selected (None: all): prefetch gathers only their fact sets.
+    groups: frozenset[str] | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     @classmethod
-    def open(cls, cluster: Cluster, timeout: int = 15, options: ConnectionOptions | None = None) -> Session:
+    def open(
+        cls,
+        cluster: Cluster,
+        timeout: int = 15,
+        options: ConnectionOptions | None = None,
+        groups: Iterable[str] | None = None,
+    ) -> Session:
         """A session whose connections give up on a host after ``timeout`` seconds (TCP connect, SSH
-        banner, key exchange, login each); prefetch() then finds every host that does not answer."""
-        return cls(cluster, Transport(cluster, timeout=timeout, options=options or ConnectionOptions()))
+        banner, key exchange, login each); prefetch() then finds every host that does not answer.
+        ``groups``: the catalogue groups the run checks (None: all), whose facts prefetch gathers."""
+        transport = Transport(cluster, timeout=timeout, options=options or ConnectionOptions())
+        return cls(cluster, transport, groups=None if groups is None else frozenset(groups))
 
     def fresh(self) -> Session:
         """A session over the same connections with nothing cached: what a re-probe sees.
@@ -71,6 +102,7 @@ class Session:
                 self.transport,
                 _unreachable=dict(self._unreachable),
                 _peer_cluster=self._peer_cluster,
+                groups=self.groups,
             )
 
     # -- hosts that do not answer
@@ -114,7 +146,9 @@ class Session:
         with self._lock:
             facts = self._host_facts.get(spec.name)
             if facts is None:
-                facts = HostFacts(self.transport.connection(spec), lambda: facts_for_host(self.peer_cluster, spec))
+                facts = HostFacts(
+                    self.transport.connection(spec), lambda: facts_for_host(self.peer_cluster, spec, self.groups)
+                )
                 self._host_facts[spec.name] = facts
             return facts
 
@@ -122,8 +156,8 @@ class Session:
         """Connect to every host and gather its fact batch, all hosts in parallel, in two rounds.
 
         Round 1 connects (a host that does not answer is found here, within one SSH timeout, and
-        marked down for the session) and gathers every fact that does not depend on which hosts
-        answer. Round 2, once every host has answered or not, gathers the peer probes (one host
+        marked down for the session) and gathers every fact of the selected groups that does not
+        depend on which hosts answer. Round 2, once every host has answered or not, gathers the peer probes (one host
         probing another's ports), their vantage points chosen among the hosts that answered: no
         batch waits on curl timeouts against a host that is down, and no peer probe is lost
         because its designated peer is. A round with nothing new for a host costs no round trip.
@@ -134,7 +168,7 @@ class Session:
 
         def first_round(host: HostSpec) -> None:
             facts = self.facts(host)
-            independent = self._independent_facts(host)
+            independent = facts_for_host(self.cluster, host, self.groups, peer=False)
             try:
                 if independent:
                     facts.gather(independent)
@@ -142,7 +176,7 @@ class Session:
                     self.transport.connection(host).connect()
             except HostUnreachable as exc:
                 self.note_unreachable(exc)
-                facts.fail_all(facts_for_host(self.cluster, host), exc)
+                facts.fail_all(facts_for_host(self.cluster, host, self.groups), exc)
             except ProbeError as exc:
                 facts.fail_all(independent, exc)
 
@@ -153,7 +187,7 @@ class Session:
 
         def second_round(host: HostSpec) -> None:
             facts = self.facts(host)
-            wanted = facts_for_host(self.peer_cluster, host)
+            wanted = facts_for_host(self.peer_cluster, host, self.groups)
             try:
                 facts.gather(wanted)
             except HostUnreachable as exc:
@@ -196,22 +230,6 @@ class Session:
         for name, gathered in dict(document.get("hosts", {})).items():
             self.facts(name).preload(gathered)
 
-    def _independent_facts(self, host: HostSpec) -> list[Fact[Any]]:
-        """The host's facts that stay the same whichever other host turns out to be down.
-
-        The others (peer probes: which host probes whose ports) are chosen by the fact sets from
-        the cluster they are given; a fact is independent when it is the same remote work in the
-        whole cluster, with any one other host left out, and with this host alone.
-        """
-        variants = [
-            facts_for_host(self.cluster.restricted_to(h.name for h in self.cluster.hosts if h.name != other.name), host)
-            for other in self.cluster.hosts
-            if other.name != host.name
-        ]
-        variants.append(facts_for_host(self.cluster.restricted_to([host.name]), host))
-        keys = [{fact.key for fact in variant} for variant in variants]
-        return [fact for fact in facts_for_host(self.cluster, host) if all(fact.key in k for k in keys)]
-
     def shared(self, key: str, compute: Callable[[], T]) -> T:
         """A value computed once per session (a client, a gate); a ProbeError is cached too."""
         with self._lock:
@@ -241,6 +259,7 @@ class Session:
         stats = self.transport.stats()
         for name, facts in self._host_facts.items():
             stats.setdefault(name, {})["fact_batches"] = facts.batches
+            stats[name]["fact_misses"] = list(facts.misses)
         return stats
 
     def close(self) -> None:

@@ -710,12 +710,12 @@ def etcd_exposure(cluster: Cluster, peer: HostSpec) -> Fact[dict[str, PortAnswer
 # ----------------------------------------------------------------------------- registration
 
 
-@fact_set("etcd")
+@fact_set("etcd", groups=("ETCD", "SEC"))
 def etcd_member_facts(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
     return [etcd_layout, etcd_service, etcdctl_health(host)]
 
 
-@fact_set("all")
+@fact_set("all", groups=("ETCD",), peer=True)
 def etcd_peer_facts(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
     exposure = etcd_exposure(cluster, host)
     return [exposure] if exposure is not None else []

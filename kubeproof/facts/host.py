@@ -177,6 +177,6 @@ def units_state(name: str, units: tuple[str, ...]) -> Fact[dict[str, dict[str, s
     )
 
 
-@fact_set("all")
+@fact_set("all", groups=("ENV",))
 def environment_facts(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
     return [hostname, firewalld, selinux, swaps, fstab_swap, etc_hosts, bridge_sysctls, persisted_sysctls, time_sync]

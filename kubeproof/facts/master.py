@@ -661,7 +661,7 @@ def _serving_cert(raw: Raw) -> str | None:
 apiserver_cert = apiserver_serving_cert()
 
 
-@fact_set("master")
+@fact_set("master", groups=("MASTER", "NODE", "SEC"))
 def master_facts(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
     return [
         master_units,
@@ -679,7 +679,7 @@ def master_facts(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
     ]
 
 
-@fact_set("all")
+@fact_set("all", groups=("MASTER", "SEC"), peer=True)
 def exposure_facts(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
     """Peer probes ride in the designated peer's own batch (one round trip, no extra connection)."""
     facts: list[Fact[Any]] = []

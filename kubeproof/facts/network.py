@@ -333,7 +333,7 @@ DOCKERD_BOOLEAN_FLAGS = frozenset(
 )
 
 
-@fact_set("node")
+@fact_set("node", groups=("DOCKER", "FLANNEL"))
 def network_facts(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
     return [
         subnet_env,

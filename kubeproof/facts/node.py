@@ -292,7 +292,7 @@ proxy_dataplane = dataplane_fact("KUBE-SERVICES")
 kubernetes_ca_on_node = file_text(layout.K8S_SSL + "/ca.pem")
 
 
-@fact_set("node")
+@fact_set("node", groups=("NODE", "SMOKE"))
 def node_facts(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
     return [
         node_units,

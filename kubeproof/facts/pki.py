@@ -93,7 +93,7 @@ signing_duration = Fact(
 TOKEN_CSV = layout.TOKEN_CSV
 
 
-@fact_set("etcd")
+@fact_set("etcd", groups=("PKI-E", "ETCD", "PKI-K", "SEC"))
 def etcd_pki_facts(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
     return [
         certificates_in(layout.ETCD_SSL),
@@ -105,7 +105,7 @@ def etcd_pki_facts(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
     ]
 
 
-@fact_set("master")
+@fact_set("master", groups=("PKI-K", "MASTER", "SEC"))
 def master_pki_facts(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
     return [
         certificates_in(layout.K8S_SSL),
@@ -118,7 +118,7 @@ def master_pki_facts(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
     ]
 
 
-@fact_set("node")
+@fact_set("node", groups=("PKI-K", "SEC"))
 def worker_pki_facts(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
     return [
         certificates_in(layout.K8S_SSL),
