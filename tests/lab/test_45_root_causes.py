@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shlex
 import time
 from collections.abc import Callable, Iterator
@@ -182,6 +183,11 @@ def test_etcd_certificate_without_a_member_is_the_root_of_etcds_failures(
         time.sleep(15)  # past the members' dial timeouts: node02 is rejected, not just slow
         diagnosis = diagnose(cluster, tmp_path, "etcd-san", *WITHOUT_SMOKE)
         record("etcd certificate without node02's address", diagnosis)
+        # the x509 SAN mismatch in etcd's own words (issue 9's signature list): the member that
+        # dialled node02 quotes Go's "certificate is valid for ..., not 192.168.61.22"
+        san = cluster.host("node02").address
+        assert "matched SIG-ETCD-03 → points to PKI-E-03" in diagnosis.run.output, diagnosis.summary()
+        assert re.search(rf"x509: certificate is valid for [^\n]*, not {re.escape(san)}", diagnosis.run.output)
         assert_root_causes(diagnosis, {"PKI-E-03"}, at_least_linked=1)
     finally:
         for member in members:
