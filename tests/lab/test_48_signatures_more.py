@@ -9,7 +9,10 @@ Faults on different hosts share one suite run (the CI budget is tight); each is 
    kube-proxy declared mode ipvs on a kernel without IP_VS (SIG-PROXY-01);
 2. control plane: kube-controller-manager's signing certificate path missing (SIG-KCM-02); node01's
    kubelet without its client certificate, its new CSR pending (SIG-KUBELET-01, logged at --v=2,
-   the installer's level);
+   the installer's level); node02's docker given flannel's gateway as --bip without its prefix
+   length, a hand-written /run/flannel/docker (SIG-DOCKER-01: "invalid CIDR address"). Tried on
+   the lab first: docker 20.10.24 takes any well-formed --bip, even the node's own eth0 address or
+   all of 172.17.0.0/16, so a bip outside flannel's subnet is DOCKER-02's to find, not a refusal;
 3. etcd: node02's server.pem re-signed by a throwaway CA, same key, subject and SANs: node02 logs
    that its peers refuse it (SIG-ETCD-01), the peers that they cannot verify it (SIG-ETCD-02);
 4. kube-apiserver restarted with --etcd-cafile set to the Kubernetes CA while node02's etcd is
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,7 +60,7 @@ pytestmark = pytest.mark.lab
 
 WORKER_SUITES = ["suites/test_04_docker.py", "suites/test_05_flannel.py", "suites/test_08_node.py"]
 NODE_SUITES = ["suites/test_04_docker.py", "suites/test_08_node.py"]
-CONTROL_SUITES = ["suites/test_07_master.py", "suites/test_08_node.py"]
+CONTROL_SUITES = ["suites/test_04_docker.py", "suites/test_07_master.py", "suites/test_08_node.py"]
 DAEMON_JSON = "/etc/docker/daemon.json"
 PROXY_CONFIG = layout.K8S_CFG + "/kube-proxy-config.yaml"
 KCM_OPTIONS = layout.K8S_CFG + "/kube-controller-manager"
@@ -170,6 +174,9 @@ def test_signing_ca_missing_and_kubelet_waiting_for_its_csr_are_named(lab: Lab, 
     ssl_before = set(lab.sh("node01", shlex.join(["ls", layout.K8S_SSL])).split())
     csrs_before = _csr_names(lab)
     aside = KUBELET_CERT + "." + FAULT
+    docker_opts, docker_opts_mode = lab.file("node02", layout.FLANNEL_DOCKER_OPTS)
+    units = lab.active_units("node02")
+    assert {"docker.service", "cri-dockerd.service"} <= units
     try:
         # master01: --cluster-signing-cert-file names a file that is not there
         broken_options = _replace(
@@ -179,6 +186,13 @@ def test_signing_ca_missing_and_kubelet_waiting_for_its_csr_are_named(lab: Lab, 
         lab.sh("master01", "systemctl restart kube-controller-manager.service")
         # node01: kubelet without its client certificate bootstraps again; nothing approves its CSR
         lab.sh("node01", shlex.join(["mv", KUBELET_CERT, aside]) + " && systemctl restart kubelet.service")
+        # node02: --bip=172.17.N.1 for --bip=172.17.N.1/24
+        bip = re.search(rb"--bip=(\d+\.\d+\.\d+\.\d+)/\d+", docker_opts)
+        assert bip, docker_opts
+        without_length = docker_opts.replace(bip.group(0), b"--bip=" + bip.group(1))
+        lab.write("node02", layout.FLANNEL_DOCKER_OPTS, without_length, docker_opts_mode)
+        lab.connection("node02").run("systemctl restart docker.service", timeout=120)  # dockerd refuses
+        lab.wait("dockerd's line", lab.journal_has("node02", "docker.service", "invalid CIDR address"))
         lab.wait("kubelet's line", lab.journal_has("node01", "kubelet.service", "Waiting for client certificate"))
         lab.wait(
             "kcm's line",
@@ -196,7 +210,18 @@ def test_signing_ca_missing_and_kubelet_waiting_for_its_csr_are_named(lab: Lab, 
         _assert_names_signature(
             broken, "NODE-05:node@node01", "SIG-KUBELET-01", "NODE-05", "Waiting for client certificate to be issued"
         )
+        _assert_names_signature(
+            broken,
+            "DOCKER-01:service@node02",
+            "SIG-DOCKER-01",
+            "DOCKER-02",
+            "failed to start daemon: Error initializing network controller: invalid CIDR address: "
+            + bip.group(1).decode(),
+        )
     finally:
+        lab.write("node02", layout.FLANNEL_DOCKER_OPTS, docker_opts, docker_opts_mode)
+        lab.sh("node02", "systemctl reset-failed docker.service cri-dockerd.service")
+        lab.start_missing_units("node02", units)
         lab.write("master01", KCM_OPTIONS, kcm_options, kcm_mode)
         lab.sh(
             "master01",
