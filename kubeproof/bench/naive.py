@@ -8,6 +8,7 @@ only; it swaps the session the plugin opens.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TypeVar
 
 import pytest
@@ -43,8 +44,11 @@ class NaiveSession(Session):
         """Nothing ahead of time: each row reaches its hosts itself."""
 
 
-def open_naive_session(config: pytest.Config, cluster: Cluster, options: ConnectionOptions) -> Session:
-    return NaiveSession.open(cluster, timeout=config.getoption("ssh_timeout"), options=options)
+def open_naive_session(
+    config: pytest.Config, cluster: Cluster, options: ConnectionOptions, groups: Iterable[str] | None = None
+) -> Session:
+    """The plugin's open_session, naively: the selected groups do not matter (nothing is prefetched)."""
+    return NaiveSession.open(cluster, timeout=config.getoption("ssh_timeout"), options=options, groups=groups)
 
 
 def pytest_configure(config: pytest.Config) -> None:
