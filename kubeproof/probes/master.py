@@ -30,9 +30,10 @@ from kubeproof.inventory import HostSpec
 from kubeproof.probes import probe
 from kubeproof.session import HostContext
 from kubeproof.transport import CommandResult, ProbeError
+from kubeproof.versions import APISERVER_INSECURE_PORT_REMOVED, apiserver_has_insecure_port, parse_version
 
-# The release that removed the apiserver's insecure port (--insecure-port had to be 0 from v1.20).
-INSECURE_PORT_REMOVED = (1, 20)
+# The release that removed the apiserver's insecure port (kubeproof.versions has the source).
+INSECURE_PORT_REMOVED = (APISERVER_INSECURE_PORT_REMOVED.major, APISERVER_INSECURE_PORT_REMOVED.minor)
 # kubelet may be up to three minor versions older than kube-apiserver, never newer (version skew policy).
 KUBELET_MAX_MINOR_SKEW = 3
 UNIT_OK = "active, enabled"
@@ -434,9 +435,12 @@ def served_certificate_is_apiserver(ctx: HostContext, _: str) -> Observation:
 
 
 def _insecure_port_exists(ctx: HostContext) -> tuple[bool, str]:
+    """Whether the master's kube-apiserver release still has an insecure port (before v1.20), from
+    what its binary prints (`kube-apiserver --version` on the master; the declared one, noted, when
+    it prints none)."""
     version = apiserver_version(ctx)
-    parsed = version_tuple(version)
-    return (parsed is not None and parsed[:2] < INSECURE_PORT_REMOVED), version
+    parsed = parse_version(version)
+    return (parsed is not None and apiserver_has_insecure_port(parsed)), version
 
 
 def _listeners_on(ctx: HostContext, port: int) -> list[facts.Listener]:
@@ -473,7 +477,9 @@ def insecure_port_loopback_healthz(ctx: HostContext, _: str) -> str:
     """Where the release still has an insecure port: 127.0.0.1:8080/healthz answers ok."""
     exists, version = _insecure_port_exists(ctx)
     if not exists:
-        raise NotApplicable(f"kube-apiserver {version} has no insecure port (removed in v1.20)")
+        raise NotApplicable(
+            f"kube-apiserver {version} has no insecure port (removed in {APISERVER_INSECURE_PORT_REMOVED.v})"
+        )
     result = run_once(ctx, ctx.host, facts.curl_command(f"http://127.0.0.1:{facts.INSECURE_PORT}/healthz"))
     answer = facts.parse_curl(Raw(result.stdout, result.stderr, result.rc))
     return answer.body if answer.status == 200 else answer.describe()
