@@ -1,8 +1,8 @@
 """Facts about a worker's container network: docker (chapter 三) and flannel (chapter 四).
 
 Each layer is read on its own and the probes cross-check them: the lease flannel holds in etcd
-(/coreos.com/network/subnets/*, v3 API), /run/flannel/subnet.env, the vxlan device flannel.1,
-docker0, and the routes, neighbour and fdb entries flannel programs for every other node.
+(/coreos.com/network/subnets/*, through the v3 API or, for a flanneld before v0.18, the v2 keys
+API), /run/flannel/subnet.env, the vxlan device flannel.1, docker0, and the routes, neighbour and fdb entries flannel programs for every other node.
 The parsers of flannel's etcd values live here too: they are pure and tested offline.
 """
 
