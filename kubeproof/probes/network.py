@@ -2,8 +2,9 @@
 
 The flannel rows cross-check layers that must agree: the config and leases in etcd (through the
 API the installed flanneld reads: v3 from v0.18, v2 before, chosen from `flanneld --version`),
-/run/flannel/subnet.env, the vxlan device, docker0, and the routes, neighbour and fdb entries flannel programs for every other worker. Cross-layer rows return the
-list of disagreements (empty when all agree), so a failure names each one.
+/run/flannel/subnet.env, the vxlan device, docker0, and the routes, neighbour and fdb entries
+flannel programs for every other worker. Cross-layer rows return the list of disagreements (empty
+when all agree), so a failure names each one.
 
 FLANNEL-08 (containers pinging across workers) is in `cross_ping`.
 """
