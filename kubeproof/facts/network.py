@@ -3,7 +3,8 @@
 Each layer is read on its own and the probes cross-check them: the lease flannel holds in etcd
 (/coreos.com/network/subnets/*, through the v3 API or, for a flanneld before v0.18, the v2 keys
 API), /run/flannel/subnet.env, the vxlan device flannel.1, docker0, and the routes, neighbour and
-fdb entries flannel programs for every other node. The parsers of flannel's etcd values live here too: they are pure and tested offline.
+fdb entries flannel programs for every other node. The parsers of flannel's etcd values live here
+too: they are pure and tested offline.
 """
 
 from __future__ import annotations
