@@ -69,6 +69,10 @@ KUBELET_REFUSES_CGROUP_V1 = Version(1, 35)
 # memorySwap.swapBehavior "NoSwap": absent in k8s.io/kubelet v0.29.10, present in v0.30.0.
 KUBELET_NO_SWAP_BEHAVIOR = Version(1, 30)
 
+# kube-scheduler's /livez: cmd/kube-scheduler/app/server.go installs only /healthz in v1.19.16,
+# v1.29.10 and v1.30.0; healthz.InstallLivezHandler from v1.31.0 (kubernetes PR 118148).
+SCHEDULER_LIVEZ = Version(1, 31)
+
 # ----------------------------------------------------------------------------- etcd
 
 # etcd 3.3.27 embed/config.go: DefaultEnableV2 = true; 3.4 turned the v2 API off by default.

@@ -30,7 +30,12 @@ from kubeproof.inventory import HostSpec
 from kubeproof.probes import probe
 from kubeproof.session import HostContext
 from kubeproof.transport import CommandResult, ProbeError
-from kubeproof.versions import APISERVER_INSECURE_PORT_REMOVED, apiserver_has_insecure_port, parse_version
+from kubeproof.versions import (
+    APISERVER_INSECURE_PORT_REMOVED,
+    SCHEDULER_LIVEZ,
+    apiserver_has_insecure_port,
+    parse_version,
+)
 
 # The release that removed the apiserver's insecure port (kubeproof.versions has the source).
 INSECURE_PORT_REMOVED = (APISERVER_INSECURE_PORT_REMOVED.major, APISERVER_INSECURE_PORT_REMOVED.minor)
@@ -570,11 +575,22 @@ def kubectl_version(ctx: HostContext, _: str) -> Observation:
 
 
 @probe("component_health")
-def component_health(ctx: HostContext, unit: str) -> Observation:
-    """`healthz=ok` (and `livez=ok` where served) from the component's secure port, the journal when not ok."""
+def component_health(ctx: HostContext, argument: str) -> Observation:
+    """`healthz=ok` (and `livez=ok` where served) from the component's secure port, the journal when not ok.
+
+    `component_health(kube-scheduler livez)` asks only the paths named. kube-scheduler serves
+    /livez only from SCHEDULER_LIVEZ (kubeproof.versions): an older release skips, naming it.
+    """
+    unit, *asked = argument.split()
+    paths = tuple(asked) or facts.HEALTH_PATHS[unit]
+    if unit == "kube-scheduler" and "livez" in paths:
+        printed = ctx.fact(facts.master_versions).get("kube-scheduler", "missing")
+        version = parse_version(printed)
+        if version is not None and version < SCHEDULER_LIVEZ:
+            raise NotApplicable(f"kube-scheduler {version.v} serves no /livez (added in {SCHEDULER_LIVEZ.v})")
     answers = ctx.fact(facts.component_health)
     observed = []
-    for path in facts.HEALTH_PATHS[unit]:
+    for path in paths:
         answer = answers.get(f"{unit} /{path}")
         if answer is None:
             observed.append(f"{path}=not probed")

@@ -297,3 +297,33 @@ def test_master_05_parts_follow_the_apiserver_release_on_the_host(cluster: Clust
         "master01", command, 0, "ok\n@@KP 200 0.000123\n", "", 0.0, 0.01
     )
     assert PROBES["insecure_port_loopback_healthz"](guide.context(master), "") == "ok"
+
+
+SCHEDULER_HEALTH = "@@ kube-scheduler /healthz\nok\n@@KP 200 0.000100\n@@ERR \n@@ kube-scheduler /livez\nok\n@@KP 200 0.000100\n@@ERR \n"
+
+
+def test_scheduler_livez_only_where_the_release_serves_it(cluster: Cluster) -> None:
+    master = cluster.host("master01")
+
+    def session(release: str) -> Session:
+        return offline_session(
+            cluster,
+            {
+                "master01": {
+                    master_facts.master_versions: f"kube-scheduler\tKubernetes {release}\n",
+                    master_facts.component_health: SCHEDULER_HEALTH,
+                }
+            },
+        )
+
+    # v1.30.0's cmd/kube-scheduler/app/server.go installs only /healthz; v1.31.0 adds /livez
+    with pytest.raises(NotApplicable, match=r"kube-scheduler v1\.30\.0 serves no /livez \(added in v1\.31\.0\)"):
+        PROBES["component_health"](session("v1.30.0").context(master), "kube-scheduler livez")
+    assert PROBES["component_health"](session("v1.19.16").context(master), "kube-scheduler healthz").value == [
+        "healthz=ok"
+    ]
+    assert PROBES["component_health"](session("v1.31.0").context(master), "kube-scheduler livez").value == ["livez=ok"]
+    assert PROBES["component_health"](session("v1.34.4").context(master), "kube-scheduler").value == [
+        "healthz=ok",
+        "livez=ok",
+    ]
