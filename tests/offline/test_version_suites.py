@@ -299,7 +299,10 @@ def test_master_05_parts_follow_the_apiserver_release_on_the_host(cluster: Clust
     assert PROBES["insecure_port_loopback_healthz"](guide.context(master), "") == "ok"
 
 
-SCHEDULER_HEALTH = "@@ kube-scheduler /healthz\nok\n@@KP 200 0.000100\n@@ERR \n@@ kube-scheduler /livez\nok\n@@KP 200 0.000100\n@@ERR \n"
+SCHEDULER_HEALTH = (
+    "@@ kube-scheduler /healthz\nok\n@@KP 200 0.000100\n@@ERR \n"
+    "@@ kube-scheduler /livez\nok\n@@KP 200 0.000100\n@@ERR \n"
+)
 
 
 def test_scheduler_livez_only_where_the_release_serves_it(cluster: Cluster) -> None:
