@@ -18,7 +18,7 @@ from kubeproof.bootstrap.content import Content
 from kubeproof.bootstrap.errors import BootstrapError
 from kubeproof.bootstrap.state import Sha256Cache
 from kubeproof.inventory import Cluster
-from kubeproof.versions import Version, parse_version
+from kubeproof.versions import UNKNOWN, Version, release_of
 
 LAB_HINT = "or run `kubeproof lab artifacts`"
 
@@ -124,7 +124,7 @@ class BinaryInfo:
     @property
     def release(self) -> Version:
         """The comparable release version (0.0.0 when the binary printed none)."""
-        return parse_version(self.version) or Version(0, 0, 0)
+        return release_of(self.version) or UNKNOWN
 
     def has(self, flag: str) -> bool:
         return flag.lstrip("-") in self.flags
@@ -144,7 +144,19 @@ def parse_help(name: str, version_text: str, help_text: str) -> BinaryInfo:
 
 
 def binary_info(artifacts: Artifacts, key: str, cache_dir: Path | None) -> BinaryInfo:
-    """Run the artifact's --version and --help on this machine (cached by the binary's sha256)."""
+    """Run the artifact's --version and --help on this machine (cached by the binary's sha256).
+
+    A binary that prints no release (v0.0.0: built without version stamps) takes MANIFEST.json's.
+    """
+    info = _binary_info(artifacts, key, cache_dir)
+    if info.release == UNKNOWN:
+        recorded = manifest_version(artifacts, key)
+        if release_of(recorded) is not None:
+            return BinaryInfo(info.name, str(recorded), info.flags, info.admission_plugins)
+    return info
+
+
+def _binary_info(artifacts: Artifacts, key: str, cache_dir: Path | None) -> BinaryInfo:
     path = artifacts.path(key)
     sha = artifacts.content(key).sha256
     cache_file = cache_dir / "binary-info.json" if cache_dir else None
@@ -215,18 +227,18 @@ def binary_version(artifacts: Artifacts, key: str, cache_dir: Path | None) -> Ve
             cache = {str(k): str(v) for k, v in json.loads(cache_file.read_text()).items()}
         except (ValueError, AttributeError):
             cache = {}
-    if sha and sha in cache and (cached := parse_version(cache[sha])) is not None:
+    if sha and sha in cache and (cached := release_of(cache[sha])) is not None:
         return cached
     try:
         run = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=60, check=False)
         printed = run.stdout + run.stderr
     except OSError as exc:
         printed = f"({exc.strerror})"
-    version = parse_version(printed)
+    version = release_of(printed)
     source = f"{path} --version: {printed.strip()[:120]!r}"
     if version is None:
         recorded = manifest_version(artifacts, key)
-        version = parse_version(recorded)
+        version = release_of(recorded)
         source += f"; MANIFEST.json: {recorded!r}"
     if version is None:
         raise BootstrapError(f"cannot tell the release of {key}: {source}")

@@ -26,6 +26,7 @@ from kubeproof.versions import (
     ETCDCTL_V3_DEFAULT,
     KUBELET_NO_SWAP_BEHAVIOR,
     KUBELET_REFUSES_CGROUP_V1,
+    UNKNOWN,
     Version,
     apiserver_has_insecure_port,
     flannel_etcd_api,
@@ -501,7 +502,8 @@ def apiserver_flags(cluster: Cluster, host: HostSpec, info: BinaryInfo) -> tuple
         Flag("service-account-issuer", SERVICE_ACCOUNT_ISSUER, required=False),
     ]
     # keyed on the version; --help decides only where the binary printed none
-    insecure = apiserver_has_insecure_port(info.release) if info.release.major else info.has("insecure-port")
+    known = info.release != UNKNOWN
+    insecure = apiserver_has_insecure_port(info.release) if known else info.has("insecure-port")
     if insecure:
         # The series' insecure port, kept where the release still has one: loopback only (MASTER-05).
         flags += [Flag("insecure-bind-address", "127.0.0.1"), Flag("insecure-port", "8080")]
@@ -600,7 +602,7 @@ def cluster_dns(cluster: Cluster) -> str:
 
 
 def known_release(info: BinaryInfo) -> Version:
-    if not info.release.major:
+    if info.release == UNKNOWN:
         raise BootstrapError(f"{info.name} printed no release version ({info.version!r}): cannot tell what it takes")
     return info.release
 

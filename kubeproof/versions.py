@@ -41,6 +41,17 @@ def parse_version(text: str | None) -> Version | None:
     return Version(int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
 
 
+# What a Kubernetes binary built without its version ldflags prints (`Kubernetes v0.0.0-master+$Format:%H$`):
+# no release at all.
+UNKNOWN = Version(0, 0, 0)
+
+
+def release_of(text: str | None) -> Version | None:
+    """``parse_version``, with v0.0.0 (a build without version stamps) as no release."""
+    version = parse_version(text)
+    return None if version == UNKNOWN else version
+
+
 def require_version(text: str | None, what: str) -> Version:
     version = parse_version(text)
     if version is None:

@@ -34,7 +34,7 @@ from kubeproof.inventory import HostSpec
 from kubeproof.probes import probe
 from kubeproof.session import HostContext
 from kubeproof.transport import HostUnreachable, ProbeError
-from kubeproof.versions import ETCD_V2_OFF_BY_DEFAULT, ETCD_V2_REMOVED, Version, etcd_serves_v2, parse_version
+from kubeproof.versions import ETCD_V2_OFF_BY_DEFAULT, ETCD_V2_REMOVED, Version, etcd_serves_v2, release_of
 
 T = TypeVar("T")
 
@@ -266,10 +266,10 @@ def member_version(ctx: HostContext, host: HostSpec | None = None) -> Version:
     """The member's etcd release as its binary prints it (`etcd --version`), else the declared one (noted)."""
     target = host or ctx.host
     printed = facts.member_release(ctx.fact(facts.etcd_layout, target))
-    version = parse_version(printed)
+    version = release_of(printed)
     if version is not None:
         return version
-    declared = parse_version(ctx.cluster.versions.etcd)
+    declared = release_of(ctx.cluster.versions.etcd)
     if declared is None:
         raise ProbeError(target.name, f"the etcd release is unknown ({layout.ETCD_BIN}/etcd --version printed none)")
     ctx.note_source(f"cluster file: versions.etcd = {ctx.cluster.versions.etcd} (etcd --version printed none)")

@@ -34,7 +34,7 @@ from kubeproof.versions import (
     APISERVER_INSECURE_PORT_REMOVED,
     SCHEDULER_LIVEZ,
     apiserver_has_insecure_port,
-    parse_version,
+    release_of,
 )
 
 # The release that removed the apiserver's insecure port (kubeproof.versions has the source).
@@ -86,7 +86,7 @@ def apiserver_version(ctx: HostContext) -> str:
     """What `kube-apiserver --version` says on the first master (the declared version when it cannot)."""
     master = first_master(ctx)
     reported = ctx.fact(facts.master_versions, master).get("kube-apiserver", "missing")
-    if version_tuple(reported) is not None:
+    if release_of(reported) is not None:  # v0.0.0 (a build without version stamps) is no release
         return reported
     declared = ctx.cluster.versions.kubernetes
     if declared:
@@ -444,7 +444,7 @@ def _insecure_port_exists(ctx: HostContext) -> tuple[bool, str]:
     what its binary prints (`kube-apiserver --version` on the master; the declared one, noted, when
     it prints none)."""
     version = apiserver_version(ctx)
-    parsed = parse_version(version)
+    parsed = release_of(version)
     return (parsed is not None and apiserver_has_insecure_port(parsed)), version
 
 
@@ -585,7 +585,7 @@ def component_health(ctx: HostContext, argument: str) -> Observation:
     paths = tuple(asked) or facts.HEALTH_PATHS[unit]
     if unit == "kube-scheduler" and "livez" in paths:
         printed = ctx.fact(facts.master_versions).get("kube-scheduler", "missing")
-        version = parse_version(printed)
+        version = release_of(printed)
         if version is not None and version < SCHEDULER_LIVEZ:
             raise NotApplicable(f"kube-scheduler {version.v} serves no /livez (added in {SCHEDULER_LIVEZ.v})")
     answers = ctx.fact(facts.component_health)

@@ -26,7 +26,7 @@ from kubeproof.probes import probe
 from kubeproof.probes.etcd import through_any_member
 from kubeproof.session import HostContext
 from kubeproof.transport import ProbeError
-from kubeproof.versions import flannel_etcd_api, parse_version
+from kubeproof.versions import flannel_etcd_api, release_of
 
 # ----------------------------------------------------------------------------- docker
 
@@ -164,10 +164,10 @@ def flannel_api(ctx: HostContext) -> tuple[int, str]:
         raise ProbeError(ctx.host.name, "the cluster file has no worker (role node) running flanneld")
     host = ctx.host if ctx.host.has_role("node") else ctx.first_reachable(workers)
     printed = ctx.fact(facts.flanneld_version, host)
-    version = parse_version(printed)
+    version = release_of(printed)
     where = f"{host.name}: flanneld --version {printed!r}"
     if version is None:
-        declared = parse_version(ctx.cluster.versions.flannel)
+        declared = release_of(ctx.cluster.versions.flannel)
         if declared is None:
             raise ProbeError(
                 host.name, f"the flanneld release is unknown ({layout.K8S_BIN}/flanneld --version: {printed})"

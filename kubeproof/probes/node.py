@@ -39,7 +39,7 @@ from kubeproof.probes.master import (
 )
 from kubeproof.session import HostContext
 from kubeproof.transport import ProbeError
-from kubeproof.versions import DOCKERSHIM_REMOVED, kubelet_uses_dockershim, parse_version
+from kubeproof.versions import DOCKERSHIM_REMOVED, kubelet_uses_dockershim, release_of
 
 CSR_APPROVED = "approved and issued"
 CSR_COLLECTED = "garbage-collected; the issued client certificate proves the approval"
@@ -499,7 +499,7 @@ def runtime_unit_state(ctx: HostContext, unit: str) -> Observation:
     """cri-dockerd's unit where the kubelet needs it; a kubelet before v1.24 talks to docker through
     its built-in dockershim (kubeproof.versions.DOCKERSHIM_REMOVED) and has no cri-dockerd."""
     printed = ctx.fact(facts.node_versions).get("kubelet", "missing")
-    version = parse_version(printed)
+    version = release_of(printed)
     if version is not None and kubelet_uses_dockershim(version):
         raise NotApplicable(
             f"kubelet {version.v} talks to docker through its built-in dockershim "

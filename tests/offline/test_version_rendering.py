@@ -316,3 +316,38 @@ def test_flannel_config_written_through_the_api_its_flanneld_reads(cluster: Clus
     # a v3 flanneld beside etcd 3.3: v3 through an etcdctl told ETCDCTL_API=3
     mixed = render.flannel_config_get_argv(cluster, Version(0, 28, 10), Version(3, 3, 27))
     assert mixed[:2] == ["env", "ETCDCTL_API=3"] and "--print-value-only" in mixed
+
+
+def test_the_release_is_read_from_the_artifact_then_its_manifest(tmp_path: Path) -> None:
+    from kubeproof.bootstrap.artifacts import Artifacts, binary_version
+    from kubeproof.bootstrap.state import Sha256Cache
+
+    root = tmp_path / "artifacts"
+    cluster = parse_cluster_text(
+        CLUSTER_YAML + f"versions: {{etcd: 3.3.27, flannel: v0.11.0}}\nartifacts: {root}\n", str(tmp_path / "c.yaml")
+    )
+    artifacts = Artifacts(cluster, Sha256Cache(tmp_path / "sha.json"))
+    etcd = artifacts.path("etcd")
+    etcd.parent.mkdir(parents=True)
+    # etcd 3.3.27 etcdmain/config.go prints its version on stdout; flanneld (main.go) on stderr
+    etcd.write_text("#!/bin/sh\necho 'etcd Version: 3.3.27'\necho 'Git SHA: Not provided'\n")
+    flanneld = artifacts.path("flanneld")
+    flanneld.parent.mkdir(parents=True)
+    flanneld.write_text("#!/bin/sh\necho v0.11.0 >&2\n")
+    for path in (etcd, flanneld):
+        path.chmod(0o755)
+    cache = tmp_path / "cache"
+    assert binary_version(artifacts, "etcd", cache) == Version(3, 3, 27)
+    assert binary_version(artifacts, "flanneld", cache) == Version(0, 11, 0)
+    # cached by sha256: the answer stays when the binary is not run again
+    assert json.loads((cache / "binary-version.json").read_text())[artifacts.content("etcd").sha256 or ""] == "3.3.27"
+    # a binary that prints no release (built without its version ldflags): MANIFEST.json's entry
+    kubelet = artifacts.path("kubelet")
+    kubelet.parent.mkdir(parents=True)
+    kubelet.write_text("#!/bin/sh\necho 'Kubernetes v0.0.0-master+$Format:%H$'\n")
+    kubelet.chmod(0o755)
+    with pytest.raises(BootstrapError, match="cannot tell the release of kubelet"):
+        binary_version(artifacts, "kubelet", cache)
+    manifest = {"artifacts": [{"name": "kubelet", "version": "v1.19.16", "path": "kubernetes/server/bin/kubelet"}]}
+    (root / "MANIFEST.json").write_text(json.dumps(manifest))
+    assert binary_version(artifacts, "kubelet", cache) == Version(1, 19, 16)
