@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from kubeproof import layout
-from kubeproof.bootstrap import csr, render
+from kubeproof.bootstrap import csr, render, render_nodes
 from kubeproof.bootstrap.content import Content
 from kubeproof.bootstrap.context import RunContext
 from kubeproof.bootstrap.engine import (
@@ -75,7 +75,7 @@ def desired(ctx: RunContext, host: HostSpec) -> list[Resource]:
     if profile.swaps:
         notes.append(f"kubelet on {host.name}: swap is active ({', '.join(profile.swaps)}): failSwapOn false")
     kubelet_info = ctx.binary("kubelet")
-    kubelet_version = render.known_release(kubelet_info)
+    kubelet_version = render_nodes.known_release(kubelet_info)
     dockershim = kubelet_uses_dockershim(kubelet_version)
     cgroup_v1 = profile.cgroup_fs != "cgroup2fs"
     if cgroup_v1 and kubelet_version >= KUBELET_REFUSES_CGROUP_V1:
@@ -83,8 +83,8 @@ def desired(ctx: RunContext, host: HostSpec) -> list[Resource]:
             f"kubelet {kubelet_version.v} on {host.name}: cgroup v1 host ({profile.cgroup_fs} on /sys/fs/cgroup): "
             "failCgroupV1 false in its config"
         )
-    kubelet_args, kubelet_notes = render.kubelet_flags(cluster, host, kubelet_info)
-    proxy_args, proxy_notes = render.kube_proxy_flags(ctx.binary("kube-proxy"))
+    kubelet_args, kubelet_notes = render_nodes.kubelet_flags(cluster, host, kubelet_info)
+    proxy_args, proxy_notes = render_nodes.kube_proxy_flags(ctx.binary("kube-proxy"))
     # cri-dockerd (binary, unit, service) only beside a kubelet without dockershim
     runtime: list[Resource] = []
     if not dockershim:
@@ -92,7 +92,7 @@ def desired(ctx: RunContext, host: HostSpec) -> list[Resource]:
             File(f"{layout.K8S_BIN}/cri-dockerd", ctx.artifacts.content("cri-dockerd"), 0o755, restarts=(CRI_DOCKERD,)),
             File(
                 f"{layout.SYSTEMD_DIR}/{CRI_DOCKERD}",
-                Content.text(render.cri_dockerd_unit(cluster)),
+                Content.text(render_nodes.cri_dockerd_unit(cluster)),
                 restarts=(CRI_DOCKERD,),
             ),
             Unit(CRI_DOCKERD),
@@ -133,7 +133,7 @@ def desired(ctx: RunContext, host: HostSpec) -> list[Resource]:
         File(
             f"{cfg}/kubelet-config.yaml",
             Content.text(
-                render.kubelet_config(
+                render_nodes.kubelet_config(
                     cluster,
                     host,
                     cgroup_driver=profile.cgroup_driver,
@@ -152,13 +152,15 @@ def desired(ctx: RunContext, host: HostSpec) -> list[Resource]:
         File(
             f"{cfg}/kube-proxy-config.yaml",
             Content.text(
-                render.kube_proxy_config(cluster, host, mode=mode, conntrack_writable=profile.conntrack_writable)
+                render_nodes.kube_proxy_config(cluster, host, mode=mode, conntrack_writable=profile.conntrack_writable)
             ),
             restarts=(KUBE_PROXY,),
         ),
         *runtime[1:2],
         File(
-            f"{layout.SYSTEMD_DIR}/{KUBELET}", Content.text(render.kubelet_unit(kubelet_version)), restarts=(KUBELET,)
+            f"{layout.SYSTEMD_DIR}/{KUBELET}",
+            Content.text(render_nodes.kubelet_unit(kubelet_version)),
+            restarts=(KUBELET,),
         ),
         File(
             f"{layout.SYSTEMD_DIR}/{KUBE_PROXY}",
@@ -176,7 +178,7 @@ def desired(ctx: RunContext, host: HostSpec) -> list[Resource]:
 
 def runtime_artifacts(ctx: RunContext) -> tuple[str, ...]:
     """cri-dockerd only where the kubelet has no dockershim (v1.24 and later)."""
-    return () if kubelet_uses_dockershim(render.known_release(ctx.binary("kubelet"))) else ("cri-dockerd",)
+    return () if kubelet_uses_dockershim(render_nodes.known_release(ctx.binary("kubelet"))) else ("cri-dockerd",)
 
 
 # ----------------------------------------------------------------------------- API: RBAC and CSRs

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubeproof.bootstrap import render
+from kubeproof.bootstrap import render, render_nodes
 from kubeproof.bootstrap.artifacts import BinaryInfo
 from kubeproof.bootstrap.errors import BootstrapError
 from kubeproof.inventory import Cluster, parse_cluster_text
@@ -150,23 +150,23 @@ def render_stack(
     out["master_notes"] = "\n".join(apiserver_notes + manager_notes + scheduler_notes)
     kubelet = infos["kubelet"].release
     for host in cluster.workers:
-        args, notes = render.kubelet_flags(cluster, host, infos["kubelet"])
+        args, notes = render_nodes.kubelet_flags(cluster, host, infos["kubelet"])
         out[f"kubelet:{host.name}"] = render.options_file("KUBELET_OPTS", args)
         out[f"kubelet_notes:{host.name}"] = "\n".join(notes)
         for driver in ("cgroupfs", "systemd"):
             for swap in (False, True):
-                out[f"kubelet_config:{host.name}:{driver}:{swap}"] = render.kubelet_config(
+                out[f"kubelet_config:{host.name}:{driver}:{swap}"] = render_nodes.kubelet_config(
                     cluster, host, cgroup_driver=driver, swap_active=swap, version=kubelet, cgroup_v1=cgroup_v1
                 )
         for mode in ("iptables", "ipvs"):
             for writable in (False, True):
-                out[f"kube_proxy_config:{host.name}:{mode}:{writable}"] = render.kube_proxy_config(
+                out[f"kube_proxy_config:{host.name}:{mode}:{writable}"] = render_nodes.kube_proxy_config(
                     cluster, host, mode=mode, conntrack_writable=writable
                 )
-    proxy, _ = render.kube_proxy_flags(infos["kube-proxy"])
+    proxy, _ = render_nodes.kube_proxy_flags(infos["kube-proxy"])
     out["kube-proxy"] = render.options_file("KUBE_PROXY_OPTS", proxy)
-    out["cri_dockerd_unit"] = render.cri_dockerd_unit(cluster)
-    out["kubelet_unit"] = render.kubelet_unit(kubelet)
+    out["cri_dockerd_unit"] = render_nodes.cri_dockerd_unit(cluster)
+    out["kubelet_unit"] = render_nodes.kubelet_unit(kubelet)
     out["kube_proxy_unit"] = render.component_unit(
         "Kubernetes Proxy", "kube-proxy", "KUBE_PROXY_OPTS", after=("network.target",)
     )
@@ -248,16 +248,16 @@ def test_kubelet_dockershim_before_1_24_and_cri_dockerd_after(cluster: Cluster) 
     # a dockershim kubelet without --container-runtime in its --help is refused, naming the flag
     lacking = BinaryInfo("kubelet", "v1.19.16", frozenset(FLAGS_1_19["kubelet"] - {"container-runtime"}))
     with pytest.raises(BootstrapError, match="container-runtime"):
-        render.kubelet_flags(cluster, cluster.host("node01"), lacking)
+        render_nodes.kubelet_flags(cluster, cluster.host("node01"), lacking)
     with pytest.raises(BootstrapError, match="printed no release version"):
-        render.kubelet_flags(cluster, cluster.host("node01"), BinaryInfo("kubelet", "", frozenset({"v"})))
+        render_nodes.kubelet_flags(cluster, cluster.host("node01"), BinaryInfo("kubelet", "", frozenset({"v"})))
 
 
 def test_kubelet_config_per_release_and_cgroup_version(cluster: Cluster) -> None:
     node = cluster.host("node01")
 
     def config(version: Version, *, cgroup_v1: bool, swap: bool = False) -> tuple[str, dict[str, object]]:
-        text = render.kubelet_config(
+        text = render_nodes.kubelet_config(
             cluster, node, cgroup_driver="cgroupfs", swap_active=swap, version=version, cgroup_v1=cgroup_v1
         )
         return text, yaml.safe_load(text)
