@@ -121,8 +121,12 @@ def infos_1_19() -> dict[str, BinaryInfo]:
 
 
 def infos_newest() -> dict[str, BinaryInfo]:
-    """v1.37.2: today's flag sets under the newest version (its flags for these renderers are the same)."""
-    return {key: BinaryInfo(key, "v1.37.2", info.flags, info.admission_plugins) for key, info in today_infos().items()}
+    """v1.37.2: today's flag sets under the newest version, less what v1.37.2 no longer registers
+    (--pod-infra-container-image: in no file of cmd/kubelet/app/options or pkg/kubelet/config)."""
+    infos = {key: BinaryInfo(key, "v1.37.2", info.flags, info.admission_plugins) for key, info in today_infos().items()}
+    kubelet = infos["kubelet"]
+    infos["kubelet"] = BinaryInfo("kubelet", "v1.37.2", kubelet.flags - {"pod-infra-container-image"})
+    return infos
 
 
 def render_stack(
@@ -243,7 +247,7 @@ def test_kubelet_dockershim_before_1_24_and_cri_dockerd_after(cluster: Cluster) 
     newest = render_stack(cluster, infos_newest(), Version(3, 6, 4), FLANNEL_TODAY)
     args = _args(newest["kubelet:node01"])
     assert "--container-runtime-endpoint=unix:///run/cri-dockerd.sock" in args
-    assert not [a for a in args if a.startswith("--container-runtime=")]
+    assert not [a for a in args if a.startswith(("--container-runtime=", "--pod-infra-container-image"))]
     assert "Wants=cri-dockerd.service" in newest["kubelet_unit"]
     # a dockershim kubelet without --container-runtime in its --help is refused, naming the flag
     lacking = BinaryInfo("kubelet", "v1.19.16", frozenset(FLAGS_1_19["kubelet"] - {"container-runtime"}))
