@@ -91,7 +91,9 @@ ETCD_V2_OFF_BY_DEFAULT = Version(3, 4)
 # --enable-v2: "Deprecated in v3.5. Will be decommission in v3.6." (server v3.5.10
 # etcdmain/config.go); no such flag in server v3.6.4 (the v2 API is gone).
 ETCD_V2_REMOVED = Version(3, 6)
-# etcdctl 3.3.27 main.go: ETCDCTL_API unset or "2" runs the v2 commands; 3.4 made v3 the default.
+# etcdctl 3.3.27 main.go: ETCDCTL_API unset or "2" runs the v2 commands; 3.4 made v3 the default
+# (ETCDCTL_API=2 still runs ctlv2 in the 3.4-era tree; whether a 3.5 etcdctl still has the v2
+# commands was not read: a v2 flanneld beside etcd >= 3.5 is untested).
 ETCDCTL_V3_DEFAULT = Version(3, 4)
 
 # ----------------------------------------------------------------------------- flannel

@@ -10,6 +10,11 @@
   insecure_serving.go, cmd/kube-controller-manager/app/options/options.go), trimmed to the
   flags the renderers ask for: a missing required flag would stop the run, so the test also
   proves every flag rendered for v1.19 exists there.
+* etcd: every setting the env file and unit carry is registered by 3.3.27 (etcdmain/config.go)
+  and by server v3.6.4 (embed/config.go, where --enable-v2 no longer is); etcdctl's v2 flags from
+  3.3.27 etcdctl/ctlv2/ctl.go, its API switch from etcdctl/main.go.
+* kubelet v1.37.2 refuses cgroup v1 in pkg/kubelet/apis/config/validation/validation_linux.go
+  (`kc.FailCgroupV1 && isCgroup1`), defaulted true in v1beta1/defaults.go.
 """
 
 from __future__ import annotations
