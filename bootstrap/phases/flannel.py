@@ -33,6 +33,9 @@ from kubeproof.versions import Version, flannel_etcd_api
 
 NAME = "flannel"
 NETWORK_KEY = render.FLANNEL_NETWORK_KEY
+# etcdctl v2 prints "Error:  100: Key not found (<key>) [<index>]" (etcd 3.3.27 client/keys.go Error.Error,
+# etcdctl/ctlv2/command/error.go handleError) and exits 4
+V2_KEY_NOT_FOUND = "100: Key not found"
 FLANNELD = "flanneld.service"
 DOCKER = "docker.service"
 
@@ -73,7 +76,9 @@ def _network_config(view: HostView) -> DiffResult:
     rc, current = view.get(network_config_fact(cluster, flannel, etcd))
     if rc == 0 and _same_config(current, wanted):
         return []
-    if rc != 0:
+    if rc != 0 and V2_KEY_NOT_FOUND in current:
+        why = ""  # etcdctl v2 `get` of an absent key: exit 4, "Error:  100: Key not found (<key>) [<index>]"
+    elif rc != 0:
         why = f" (etcd not answering yet: {current.splitlines()[-1][:100] if current else 'exit ' + str(rc)})"
     elif current:
         why = f" (was {current})"

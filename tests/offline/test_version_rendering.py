@@ -360,3 +360,36 @@ def test_the_release_is_read_from_the_artifact_then_its_manifest(tmp_path: Path)
     manifest = {"artifacts": [{"name": "kubelet", "version": "v1.19.16", "path": "kubernetes/server/bin/kubelet"}]}
     (root / "MANIFEST.json").write_text(json.dumps(manifest))
     assert binary_version(artifacts, "kubelet", cache) == Version(1, 19, 16)
+
+
+def test_the_flannel_phase_writes_the_config_through_its_flanneld_api_and_converges(cluster: Cluster) -> None:
+    from types import SimpleNamespace
+    from typing import cast
+
+    from kubeproof.bootstrap.engine import Change, HostView
+    from kubeproof.bootstrap.phases import flannel as flannel_phase
+
+    wanted = render.flannel_network_config(cluster)
+
+    def changes(flannel: Version, etcd: Version, answer: tuple[int, str]) -> list[str]:
+        versions = {"flanneld": flannel, "etcd": etcd}
+        view = SimpleNamespace(
+            ctx=SimpleNamespace(cluster=cluster, version=versions.__getitem__),
+            host=cluster.etcd_members[0],
+            phase="flannel",
+            conn=None,
+            get=lambda fact: answer,
+        )
+        return [c.description for c in flannel_phase._network_config(cast(HostView, view)) if isinstance(c, Change)]
+
+    guide, today = (Version(0, 11, 0), Version(3, 3, 27)), (FLANNEL_TODAY, ETCD_34)
+    # etcdctl v2 `get` of an absent key exits 4 with the v2 error: set, as the guide does
+    absent = (4, "Error:  100: Key not found (/coreos.com/network/config) [8]")
+    assert changes(*guide, absent) == [
+        f"set /coreos.com/network/config = {wanted} in etcd (etcd v2 API, read by flanneld v0.11.0)"
+    ]
+    # a converged cluster: nothing, through either API
+    assert changes(*guide, (0, wanted)) == [] and changes(*today, (0, wanted)) == []
+    # today's wording is unchanged
+    assert changes(*today, (0, "")) == [f"put /coreos.com/network/config = {wanted} in etcd"]
+    assert "etcd not answering yet" in changes(*guide, (2, "Error:  client: etcd cluster is unavailable"))[0]
