@@ -393,3 +393,62 @@ def test_the_flannel_phase_writes_the_config_through_its_flanneld_api_and_conver
     # today's wording is unchanged
     assert changes(*today, (0, "")) == [f"put /coreos.com/network/config = {wanted} in etcd"]
     assert "etcd not answering yet" in changes(*guide, (2, "Error:  client: etcd cluster is unavailable"))[0]
+
+
+def _nodes_ctx(cluster: Cluster, tmp_path: Path, infos: dict[str, BinaryInfo], cgroup_fs: str) -> object:
+    from types import SimpleNamespace
+
+    from kubeproof.bootstrap.content import Content
+
+    pki = tmp_path / "pki" / "kubernetes"
+    pki.mkdir(parents=True, exist_ok=True)
+    for name in ("ca.pem", "kube-proxy.pem", "kube-proxy-key.pem"):
+        (pki / name).write_bytes(b"PEM")
+    profile = SimpleNamespace(
+        conntrack_writable=True, swaps=[], cgroup_fs=cgroup_fs, cgroup_driver="cgroupfs", ip_vs=True
+    )
+    return SimpleNamespace(
+        cluster=cluster,
+        profile=lambda host: profile,
+        pki_dir=tmp_path / "pki",
+        token="0123456789abcdef0123456789abcdef",
+        binary=infos.__getitem__,
+        artifacts=SimpleNamespace(content=lambda key: Content.text(key)),
+    )
+
+
+def test_the_nodes_phase_installs_cri_dockerd_only_beside_a_kubelet_without_dockershim(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    from typing import cast
+
+    from kubeproof.bootstrap.context import RunContext
+    from kubeproof.bootstrap.engine import File, Note, Unit
+    from kubeproof.bootstrap.phases import nodes
+
+    def plan(infos: dict[str, BinaryInfo], cgroup_fs: str = "tmpfs") -> tuple[list[str], dict[str, str], list[str]]:
+        ctx = cast(RunContext, _nodes_ctx(cluster, tmp_path, infos, cgroup_fs))
+        resources = nodes.desired(ctx, cluster.host("node01"))
+        names = [r.path if isinstance(r, File) else f"unit {r.name}" for r in resources if isinstance(r, File | Unit)]
+        files = {r.path: r.content.read().decode() for r in resources if isinstance(r, File)}
+        notes = [r.text for r in resources if isinstance(r, Note)]
+        assert nodes.runtime_artifacts(ctx) == (() if infos["kubelet"].release < Version(1, 24) else ("cri-dockerd",))
+        return names, files, notes
+
+    guide, files, _ = plan(infos_1_19())
+    assert not [name for name in guide if "cri-dockerd" in name]
+    assert "--container-runtime=docker" in files["/opt/kubernetes/cfg/kubelet"]
+    today, files, _ = plan(today_infos())
+    # today's order: cri-dockerd's binary after kube-proxy's, its unit before kubelet's, started first
+    assert today.index("/opt/kubernetes/bin/cri-dockerd") == today.index("/opt/kubernetes/bin/kube-proxy") + 1
+    assert today.index("/usr/lib/systemd/system/cri-dockerd.service") + 1 == today.index(
+        "/usr/lib/systemd/system/kubelet.service"
+    )
+    assert today[-3:] == ["unit cri-dockerd.service", "unit kubelet.service", "unit kube-proxy.service"]
+    assert "failCgroupV1" not in files["/opt/kubernetes/cfg/kubelet-config.yaml"]
+    newest, files, notes = plan(infos_newest())
+    assert "/opt/kubernetes/bin/cri-dockerd" in newest
+    assert "failCgroupV1: false" in files["/opt/kubernetes/cfg/kubelet-config.yaml"]
+    assert any("failCgroupV1 false" in note and "cgroup v1 host (tmpfs" in note for note in notes)
+    _, files, notes = plan(infos_newest(), cgroup_fs="cgroup2fs")
+    assert "failCgroupV1" not in files["/opt/kubernetes/cfg/kubelet-config.yaml"] and not notes
