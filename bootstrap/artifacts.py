@@ -18,6 +18,7 @@ from kubeproof.bootstrap.content import Content
 from kubeproof.bootstrap.errors import BootstrapError
 from kubeproof.bootstrap.state import Sha256Cache
 from kubeproof.inventory import Cluster
+from kubeproof.versions import UNKNOWN, Version, release_of
 
 LAB_HINT = "or run `kubeproof lab artifacts`"
 
@@ -120,6 +121,11 @@ class BinaryInfo:
             return (0, 0, 0)
         return (int(match.group(1)), int(match.group(2)), int(match.group(3)))
 
+    @property
+    def release(self) -> Version:
+        """The comparable release version (0.0.0 when the binary printed none)."""
+        return release_of(self.version) or UNKNOWN
+
     def has(self, flag: str) -> bool:
         return flag.lstrip("-") in self.flags
 
@@ -138,7 +144,19 @@ def parse_help(name: str, version_text: str, help_text: str) -> BinaryInfo:
 
 
 def binary_info(artifacts: Artifacts, key: str, cache_dir: Path | None) -> BinaryInfo:
-    """Run the artifact's --version and --help on this machine (cached by the binary's sha256)."""
+    """Run the artifact's --version and --help on this machine (cached by the binary's sha256).
+
+    A binary that prints no release (v0.0.0: built without version stamps) takes MANIFEST.json's.
+    """
+    info = _binary_info(artifacts, key, cache_dir)
+    if info.release == UNKNOWN:
+        recorded = manifest_version(artifacts, key)
+        if release_of(recorded) is not None:
+            return BinaryInfo(info.name, str(recorded), info.flags, info.admission_plugins)
+    return info
+
+
+def _binary_info(artifacts: Artifacts, key: str, cache_dir: Path | None) -> BinaryInfo:
     path = artifacts.path(key)
     sha = artifacts.content(key).sha256
     cache_file = cache_dir / "binary-info.json" if cache_dir else None
@@ -178,3 +196,56 @@ def binary_info(artifacts: Artifacts, key: str, cache_dir: Path | None) -> Binar
         temporary.write_text(json.dumps(cache, indent=1, sort_keys=True))
         os.replace(temporary, cache_file)
     return info
+
+
+def manifest_version(artifacts: Artifacts, key: str) -> str | None:
+    """The version MANIFEST.json (the lab's build record) gives the artifact's path, if any."""
+    manifest = artifacts.root / "MANIFEST.json"
+    try:
+        entries = json.loads(manifest.read_text()).get("artifacts") or []
+    except (OSError, ValueError, AttributeError):
+        return None
+    relative = artifacts.items[key].relative
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("path") == relative and entry.get("version"):
+            return str(entry["version"])
+    return None
+
+
+def binary_version(artifacts: Artifacts, key: str, cache_dir: Path | None) -> Version:
+    """What the artifact says its release is (`<binary> --version`, run here; cached by sha256).
+
+    For binaries whose --help kubeproof does not read (etcd, flanneld print Go's single-dash
+    usage). Where the binary prints no version, MANIFEST.json's entry for its path is used.
+    """
+    path = artifacts.path(key)
+    sha = artifacts.content(key).sha256
+    cache_file = cache_dir / "binary-version.json" if cache_dir else None
+    cache: dict[str, str] = {}
+    if cache_file and cache_file.is_file():
+        try:
+            cache = {str(k): str(v) for k, v in json.loads(cache_file.read_text()).items()}
+        except (ValueError, AttributeError):
+            cache = {}
+    if sha and sha in cache and (cached := release_of(cache[sha])) is not None:
+        return cached
+    try:
+        run = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=60, check=False)
+        printed = run.stdout + run.stderr
+    except OSError as exc:
+        printed = f"({exc.strerror})"
+    version = release_of(printed)
+    source = f"{path} --version: {printed.strip()[:120]!r}"
+    if version is None:
+        recorded = manifest_version(artifacts, key)
+        version = release_of(recorded)
+        source += f"; MANIFEST.json: {recorded!r}"
+    if version is None:
+        raise BootstrapError(f"cannot tell the release of {key}: {source}")
+    if cache_file and sha:
+        cache[sha] = str(version)
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cache_file.with_name(cache_file.name + ".tmp")
+        temporary.write_text(json.dumps(cache, indent=1, sort_keys=True))
+        os.replace(temporary, cache_file)
+    return version

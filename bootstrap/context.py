@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubeproof.bootstrap.artifacts import Artifacts, BinaryInfo, binary_info
+from kubeproof.bootstrap.artifacts import Artifacts, BinaryInfo, binary_info, binary_version
 from kubeproof.bootstrap.host_profile import HostProfile
 from kubeproof.bootstrap.kubeapi import KubeApi
 from kubeproof.bootstrap.state import Reporter, Sha256Cache, StateDir
 from kubeproof.inventory import Cluster, HostSpec
 from kubeproof.transport import Transport
+from kubeproof.versions import Version
 
 
 @dataclass
@@ -31,6 +32,7 @@ class RunContext:
     token_source: str = ""  # "state", "adopted from master01", "new"
     profiles: dict[str, HostProfile] = field(default_factory=dict)
     _binaries: dict[str, BinaryInfo] = field(default_factory=dict)
+    _versions: dict[str, Version] = field(default_factory=dict)
     _api: KubeApi | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -46,6 +48,15 @@ class RunContext:
                 info = binary_info(self.artifacts, key, self.state.cache)
                 self._binaries[key] = info
             return info
+
+    def version(self, key: str) -> Version:
+        """The release of an artifact, read from the artifact itself (see artifacts.binary_version)."""
+        with self._lock:
+            version = self._versions.get(key)
+            if version is None:
+                version = binary_version(self.artifacts, key, self.state.cache)
+                self._versions[key] = version
+            return version
 
     def api(self) -> KubeApi:
         """The API client, made on first use (after preflight: pki_dir is then the one the run renders from)."""

@@ -316,9 +316,10 @@ def _replace_member(ctx: RunContext, name: str) -> Any:
     others = [h for h in cluster.etcd_members if h.name != name]
     healthy_rest = cluster.restricted_to(h.name for h in others)
     peer_url = f"https://{member.address}:2380"
+    etcd = ctx.version("etcd")  # etcdctl < 3.4 is told ETCDCTL_API=3
 
     def etcdctl(*args: str) -> str:
-        argv = render.etcdctl_argv(healthy_rest, *args, "--command-timeout=10s")
+        argv = render.etcdctl_argv(healthy_rest, *args, "--command-timeout=10s", etcd=etcd)
         return run_checked(ctx.transport.connection(others[0]), shlex.join(argv), "etcdctl " + " ".join(args[:2]))
 
     def apply() -> None:
@@ -335,7 +336,8 @@ def _replace_member(ctx: RunContext, name: str) -> Any:
             if entry.get("name") == member.etcd_name or peer_url in (entry.get("peerURLs") or []):
                 etcdctl("member", "remove", format(int(entry["ID"]), "x"))
         etcdctl("member", "add", str(member.etcd_name), "--peer-urls=" + peer_url)
-        env = render.etcd_env(cluster, member, "existing").encode()
+        enable_v2 = render.etcd_enable_v2(etcd, ctx.version("flanneld"))
+        env = render.etcd_env(cluster, member, "existing", enable_v2=enable_v2).encode()
         put_bytes(conn, layout.ETCD_ENV_FILE, env, 0o644)
         HostApplier(conn, _read_manifest(conn)).own(layout.ETCD_ENV_FILE, hashlib.sha256(env).hexdigest())
         data = layout.ETCD_DATA_DIR
@@ -347,7 +349,7 @@ def _replace_member(ctx: RunContext, name: str) -> Any:
             f"set {data} aside and start etcd",
         )
         deadline = time.monotonic() + MEMBER_JOIN_SECONDS
-        check = shlex.join(render.etcdctl_argv(cluster.restricted_to([name]), "endpoint", "health"))
+        check = shlex.join(render.etcdctl_argv(cluster.restricted_to([name]), "endpoint", "health", etcd=etcd))
         while conn.run(check, timeout=30).rc != 0:
             if time.monotonic() > deadline:
                 raise ChangeFailed(

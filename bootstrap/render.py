@@ -8,7 +8,6 @@ hold ``<COMPONENT>_OPTS="..."`` and the unit passes ``$<COMPONENT>_OPTS``.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import shlex
 from collections.abc import Iterable, Sequence
@@ -20,12 +19,24 @@ from kubeproof import layout
 from kubeproof.bootstrap.artifacts import BinaryInfo
 from kubeproof.bootstrap.errors import BootstrapError
 from kubeproof.inventory import Cluster, HostSpec
+from kubeproof.versions import (
+    COMPONENT_INSECURE_SERVING_REMOVED,
+    ETCD_V2_REMOVED,
+    ETCDCTL_V3_DEFAULT,
+    UNKNOWN,
+    Version,
+    apiserver_has_insecure_port,
+    flannel_etcd_api,
+)
 
 HEADER = "# Managed by kubeproof bootstrap; a re-run rewrites local edits.\n"
 
 ETCD_CLUSTER_TOKEN = "etcd-cluster"  # noqa: S105 - etcd.sh's cluster name, not a secret
 APISERVER_PORT = 6443
 CRI_DOCKERD_SOCKET = "unix:///run/cri-dockerd.sock"
+CRI_DOCKERD_UNIT = "cri-dockerd.service"
+DOCKER_UNIT = "docker.service"
+FLANNEL_NETWORK_KEY = "/coreos.com/network/config"
 FLANNEL_DOCKER_ENV = layout.FLANNEL_DOCKER_OPTS  # /run/flannel/docker
 DOCKER_DROPIN = "/etc/systemd/system/docker.service.d/flannel.conf"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc"
@@ -120,13 +131,15 @@ def edit_sysctl_conf(current: str) -> str:
 # ----------------------------------------------------------------------------- etcd
 
 
-def etcd_env(cluster: Cluster, host: HostSpec, state: str = "new") -> str:
+def etcd_env(cluster: Cluster, host: HostSpec, state: str = "new", *, enable_v2: bool = False) -> str:
     """/opt/etcd/cfg/etcd as etcd.sh writes it, every URL with the member's OWN address.
 
     The guide's extra loopback client listener lives here, not as a flag: etcd >= 3.4 refuses to
     start when a setting comes from both an ETCD_* variable and its flag. ``state`` is "existing"
     for a member that was removed and added again (its data dir lost): etcd reads it only while
     the data dir is empty, so the installer keeps whichever the file says once the member runs.
+    ``enable_v2`` (etcd 3.4/3.5 beside a flanneld that reads the v2 API, see ``etcd_enable_v2``)
+    adds ETCD_ENABLE_V2; etcd 3.3 serves v2 by default and 3.6 has no v2 API at all.
     """
     if state not in ("new", "existing"):
         raise BootstrapError(f"ETCD_INITIAL_CLUSTER_STATE must be new or existing, not {state!r}")
@@ -146,7 +159,21 @@ def etcd_env(cluster: Cluster, host: HostSpec, state: str = "new") -> str:
         + f'ETCD_INITIAL_CLUSTER="{cluster.etcd_initial_cluster}"\n'
         + f'ETCD_INITIAL_CLUSTER_TOKEN="{ETCD_CLUSTER_TOKEN}"\n'
         + f'ETCD_INITIAL_CLUSTER_STATE="{state}"\n'
+        + ('ETCD_ENABLE_V2="true"\n' if enable_v2 else "")
     )
+
+
+def etcd_enable_v2(etcd: Version, flannel: Version) -> bool:
+    """Whether etcd must be told to serve the v2 API: only for a flanneld that reads v2 (before
+    v0.18) beside etcd 3.4/3.5 (v2 off by default). etcd >= 3.6 has no v2 API: that pair cannot work."""
+    if flannel_etcd_api(flannel) == 3:
+        return False
+    if etcd >= ETCD_V2_REMOVED:
+        raise BootstrapError(
+            f"flanneld v{flannel} reads its config through the etcd v2 API, which etcd {etcd} no longer has "
+            "(removed in 3.6): use flannel >= v0.18 (etcd v3 API) or etcd < 3.6"
+        )
+    return etcd >= Version(3, 4)
 
 
 def parse_env_file(text: str) -> dict[str, str]:
@@ -195,10 +222,15 @@ def etcd_unit() -> str:
     )
 
 
-def etcdctl_argv(cluster: Cluster, *args: str) -> list[str]:
-    """etcdctl (v3 API, the default of 3.4) against every member over TLS with the server certificate."""
+def etcdctl_argv(cluster: Cluster, *args: str, etcd: Version | None = None) -> list[str]:
+    """etcdctl (v3 API) against every member over TLS with the server certificate.
+
+    v3 is etcdctl's default from 3.4; an older etcdctl (``etcd`` < 3.4) is told ETCDCTL_API=3.
+    """
     ssl = layout.ETCD_SSL
+    prefix = ["env", "ETCDCTL_API=3"] if etcd is not None and etcd < ETCDCTL_V3_DEFAULT else []
     return [
+        *prefix,
         f"{layout.ETCD_BIN}/etcdctl",
         "--endpoints=" + ",".join(cluster.etcd_client_urls),
         f"--cacert={ssl}/ca.pem",
@@ -208,7 +240,42 @@ def etcdctl_argv(cluster: Cluster, *args: str) -> list[str]:
     ]
 
 
+def etcdctl_v2_argv(cluster: Cluster, *args: str) -> list[str]:
+    """etcdctl's v2 commands (ETCDCTL_API=2; the default of 3.3) against every member over TLS.
+
+    The v2 global flags are --endpoints, --ca-file, --cert-file, --key-file (etcd 3.3.27
+    etcdctl/ctlv2/ctl.go), not the v3 --cacert/--cert/--key.
+    """
+    ssl = layout.ETCD_SSL
+    return [
+        "env",
+        "ETCDCTL_API=2",
+        f"{layout.ETCD_BIN}/etcdctl",
+        "--endpoints=" + ",".join(cluster.etcd_client_urls),
+        f"--ca-file={ssl}/ca.pem",
+        f"--cert-file={ssl}/server.pem",
+        f"--key-file={ssl}/server-key.pem",
+        *args,
+    ]
+
+
 # ----------------------------------------------------------------------------- flannel and docker
+
+
+def flannel_config_get_argv(cluster: Cluster, flannel: Version, etcd: Version | None = None) -> list[str]:
+    """Read /coreos.com/network/config through the etcd API this flanneld reads (v2 before v0.18)."""
+    if flannel_etcd_api(flannel) == 2:
+        return etcdctl_v2_argv(cluster, "get", FLANNEL_NETWORK_KEY)
+    return etcdctl_argv(cluster, "get", FLANNEL_NETWORK_KEY, "--print-value-only", "--command-timeout=5s", etcd=etcd)
+
+
+def flannel_config_put_argv(cluster: Cluster, flannel: Version, etcd: Version | None = None) -> list[str]:
+    """Write the network config where this flanneld reads it: the guide's
+    `ETCDCTL_API=2 etcdctl set /coreos.com/network/config '{...}'`, or a v3 put."""
+    value = flannel_network_config(cluster)
+    if flannel_etcd_api(flannel) == 2:
+        return etcdctl_v2_argv(cluster, "set", FLANNEL_NETWORK_KEY, value)
+    return etcdctl_argv(cluster, "put", FLANNEL_NETWORK_KEY, value, "--command-timeout=10s", etcd=etcd)
 
 
 def flannel_network_config(cluster: Cluster) -> str:
@@ -353,6 +420,12 @@ class Flag:
     value: str | None = None  # None: a boolean switch given bare (--enable-bootstrap-token-auth)
     required: bool = True
     why_optional: str = ""
+    # the releases that take it: since <= version < until (None: no bound)
+    since: Version | None = None
+    until: Version | None = None
+
+    def applies_to(self, version: Version) -> bool:
+        return (self.since is None or version >= self.since) and (self.until is None or version < self.until)
 
     def render(self) -> str:
         return f"--{self.name}" if self.value is None else f"--{self.name}={self.value}"
@@ -363,6 +436,8 @@ def select_flags(info: BinaryInfo, flags: Iterable[Flag]) -> tuple[list[str], li
     args: list[str] = []
     notes: list[str] = []
     for flag in flags:
+        if not flag.applies_to(info.release):
+            continue
         if info.has(flag.name):
             args.append(flag.render())
         elif flag.required:
@@ -422,7 +497,10 @@ def apiserver_flags(cluster: Cluster, host: HostSpec, info: BinaryInfo) -> tuple
         ),
         Flag("service-account-issuer", SERVICE_ACCOUNT_ISSUER, required=False),
     ]
-    if info.has("insecure-port"):
+    # keyed on the version; --help decides only where the binary printed none
+    known = info.release != UNKNOWN
+    insecure = apiserver_has_insecure_port(info.release) if known else info.has("insecure-port")
+    if insecure:
         # The series' insecure port, kept where the release still has one: loopback only (MASTER-05).
         flags += [Flag("insecure-bind-address", "127.0.0.1"), Flag("insecure-port", "8080")]
     else:
@@ -448,6 +526,9 @@ def controller_manager_flags(cluster: Cluster, info: BinaryInfo) -> tuple[list[s
         Flag("authentication-kubeconfig", kubeconfig_file, required=False),
         Flag("authorization-kubeconfig", kubeconfig_file, required=False),
         Flag("bind-address", "127.0.0.1"),
+        # before v1.23 it also serves plain HTTP on 0.0.0.0:10252, where ComponentStatus asks it
+        # on 127.0.0.1 (kubectl get cs): loopback only
+        Flag("address", "127.0.0.1", required=False, until=COMPONENT_INSECURE_SERVING_REMOVED),
         Flag("leader-elect", "true"),
         Flag("service-cluster-ip-range", cluster.network.service_cidr),
         Flag("cluster-name", "kubernetes"),
@@ -470,6 +551,8 @@ def scheduler_flags(info: BinaryInfo) -> tuple[list[str], list[str]]:
         Flag("authentication-kubeconfig", kubeconfig_file, required=False),
         Flag("authorization-kubeconfig", kubeconfig_file, required=False),
         Flag("bind-address", "127.0.0.1"),
+        # before v1.23 it also serves plain HTTP on 0.0.0.0:10251 (ComponentStatus): loopback only
+        Flag("address", "127.0.0.1", required=False, until=COMPONENT_INSECURE_SERVING_REMOVED),
         Flag("leader-elect", "true"),
     ]
     return select_flags(info, flags)
@@ -503,125 +586,3 @@ def component_unit(
     unit += "LimitNOFILE=65536\n"
     unit += "\n[Install]\nWantedBy=multi-user.target\n"
     return unit
-
-
-# ----------------------------------------------------------------------------- workers
-
-
-def cluster_dns(cluster: Cluster) -> str:
-    """The series' clusterDNS: the service range's second address (10.0.0.2)."""
-    network = ipaddress.ip_network(cluster.network.service_cidr)
-    return str(network.network_address + 2)
-
-
-def kubelet_flags(cluster: Cluster, host: HostSpec, info: BinaryInfo) -> tuple[list[str], list[str]]:
-    cfg = layout.K8S_CFG
-    flags = [
-        Flag("logtostderr", "true", required=False),
-        Flag("v", "2"),
-        Flag("hostname-override", host.name),
-        Flag("node-ip", host.address),
-        Flag("bootstrap-kubeconfig", f"{cfg}/bootstrap.kubeconfig"),
-        Flag("kubeconfig", f"{cfg}/kubelet.kubeconfig"),
-        Flag("config", f"{cfg}/kubelet-config.yaml"),
-        Flag("cert-dir", layout.K8S_SSL),
-        Flag("container-runtime-endpoint", CRI_DOCKERD_SOCKET),
-        # only keeps the image from garbage collection in 1.34; the sandbox image is cri-dockerd's
-        Flag("pod-infra-container-image", cluster.images.pause, required=False),
-    ]
-    return select_flags(info, flags)
-
-
-def kubelet_config(cluster: Cluster, host: HostSpec, *, cgroup_driver: str, swap_active: bool) -> str:
-    document: dict[str, object] = {
-        "apiVersion": "kubelet.config.k8s.io/v1beta1",
-        "kind": "KubeletConfiguration",
-        "address": host.address,
-        "port": 10250,
-        "readOnlyPort": 0,
-        "cgroupDriver": cgroup_driver,
-        "clusterDNS": [cluster_dns(cluster)],
-        "clusterDomain": "cluster.local",
-        "failSwapOn": not swap_active,
-        "hairpinMode": "promiscuous-bridge",
-        "serializeImagePulls": False,
-        "authentication": {
-            "anonymous": {"enabled": False},
-            "webhook": {"enabled": True, "cacheTTL": "2m0s"},
-            "x509": {"clientCAFile": f"{layout.K8S_SSL}/ca.pem"},
-        },
-        "authorization": {
-            "mode": "Webhook",
-            "webhook": {"cacheAuthorizedTTL": "5m0s", "cacheUnauthorizedTTL": "30s"},
-        },
-    }
-    if swap_active:
-        # swap the host shares with us (a container cannot turn the machine's swap off)
-        document["memorySwap"] = {"swapBehavior": "NoSwap"}
-    return HEADER + yaml.safe_dump(document, sort_keys=False)
-
-
-def kube_proxy_config(cluster: Cluster, host: HostSpec, *, mode: str, conntrack_writable: bool) -> str:
-    document: dict[str, object] = {
-        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
-        "kind": "KubeProxyConfiguration",
-        "bindAddress": "0.0.0.0",  # noqa: S104 - kube-proxy serves NodePorts on every address
-        "clientConnection": {"kubeconfig": f"{layout.K8S_CFG}/kube-proxy.kubeconfig"},
-        "clusterCIDR": cluster.network.pod_cidr,
-        "hostnameOverride": host.name,
-        "mode": mode,
-    }
-    if not conntrack_writable:
-        # nf_conntrack_max is read-only outside the init network namespace: zero means "leave it".
-        document["conntrack"] = {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"}
-    return HEADER + yaml.safe_dump(document, sort_keys=False)
-
-
-def kube_proxy_flags(info: BinaryInfo) -> tuple[list[str], list[str]]:
-    flags = [
-        Flag("logtostderr", "true", required=False),
-        Flag("v", "2"),
-        Flag("config", f"{layout.K8S_CFG}/kube-proxy-config.yaml"),
-    ]
-    return select_flags(info, flags)
-
-
-def cri_dockerd_unit(cluster: Cluster) -> str:
-    """A plain service (no socket activation) on unix:///run/cri-dockerd.sock.
-
-    --network-plugin defaults to "cni" in cri-dockerd 0.3.17 (cmd/cri/options/options.go); the
-    guide's pods live on docker0 inside the flannel subnet with no CNI, which is the no-op plugin
-    (network/plugins.go: "" or "no-op"): docker's own bridge networking gives pods their IPs.
-    """
-    exec_start = " \\\n  ".join(
-        [
-            f"{layout.K8S_BIN}/cri-dockerd",
-            f"--container-runtime-endpoint={CRI_DOCKERD_SOCKET}",
-            f"--pod-infra-container-image={cluster.images.pause}",
-            "--network-plugin=no-op",
-        ]
-    )
-    return (
-        HEADER
-        + "[Unit]\n"
-        + "Description=CRI Interface for Docker Application Container Engine (cri-dockerd)\n"
-        + "Documentation=https://github.com/Mirantis/cri-dockerd\n"
-        + "After=network-online.target docker.service\n"
-        + "Wants=network-online.target\n"
-        + "Requires=docker.service\n"
-        + "\n[Service]\n"
-        + "Type=notify\n"
-        + f"ExecStart={exec_start}\n"
-        + "ExecReload=/bin/kill -s HUP $MAINPID\n"
-        + "TimeoutSec=0\n"
-        + "RestartSec=2\n"
-        + "Restart=always\n"
-        + "LimitNOFILE=infinity\n"
-        + "LimitNPROC=infinity\n"
-        + "LimitCORE=infinity\n"
-        + "TasksMax=infinity\n"
-        + "Delegate=yes\n"
-        + "KillMode=process\n"
-        + "\n[Install]\n"
-        + "WantedBy=multi-user.target\n"
-    )

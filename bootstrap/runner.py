@@ -244,6 +244,11 @@ def preflight(ctx: RunContext, phases: Sequence[Phase]) -> None:
     if missing:
         raise BootstrapError("preflight: artifacts missing, nothing was changed:\n  " + "\n  ".join(missing))
     _profile_hosts(ctx)
+    # artifacts that depend on the releases of those above (read by running them here)
+    more = {key for phase in phases if phase.more_artifacts for key in phase.more_artifacts(ctx)}
+    missing = ctx.artifacts.missing(sorted(more - set(keys)))
+    if missing:
+        raise BootstrapError("preflight: artifacts missing, nothing was changed:\n  " + "\n  ".join(missing))
     problems = _check_hosts(ctx, phases)
     if problems:
         raise BootstrapError("preflight failed, nothing was changed:\n  " + "\n  ".join(problems))

@@ -37,6 +37,9 @@ class Phase:
     # local work before the diff (the PKI): returns one line per local change made (apply) or due (plan)
     prepare: Callable[[RunContext], list[str]] | None = None
     artifacts: tuple[str, ...] = ()
+    # artifacts that depend on the release of the ones above (cri-dockerd only beside a kubelet
+    # without dockershim): asked once those are present
+    more_artifacts: Callable[[RunContext], tuple[str, ...]] | None = None
 
 
 def unique_hosts(*groups: list[HostSpec]) -> list[HostSpec]:

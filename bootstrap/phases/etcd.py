@@ -25,6 +25,8 @@ def desired(ctx: RunContext, host: HostSpec) -> list[Resource]:
     restarts = (UNIT,)
     # "existing" stays once a member was re-added (etcd reads it only while its data dir is empty)
     state = "existing" if ctx.profile(host).etcd_initial_state == "existing" else "new"
+    # the v2 API only where the flanneld of this run reads it and this etcd has it off by default
+    enable_v2 = render.etcd_enable_v2(ctx.version("etcd"), ctx.version("flanneld"))
     return [
         Directory(layout.ETCD_HOME),
         Directory(layout.ETCD_BIN),
@@ -32,7 +34,12 @@ def desired(ctx: RunContext, host: HostSpec) -> list[Resource]:
         Directory(layout.ETCD_SSL),
         File(f"{layout.ETCD_BIN}/etcd", ctx.artifacts.content("etcd"), 0o755, restarts=restarts),
         File(f"{layout.ETCD_BIN}/etcdctl", ctx.artifacts.content("etcdctl"), 0o755),
-        File(layout.ETCD_ENV_FILE, Content.text(render.etcd_env(ctx.cluster, host, state)), 0o644, restarts=restarts),
+        File(
+            layout.ETCD_ENV_FILE,
+            Content.text(render.etcd_env(ctx.cluster, host, state, enable_v2=enable_v2)),
+            0o644,
+            restarts=restarts,
+        ),
         File(UNIT_PATH, Content.text(render.etcd_unit()), 0o644, restarts=restarts),
         # the guide: ln -s /opt/etcd/bin/etcd* /usr/local/bin
         Symlink("/usr/local/bin/etcd", f"{layout.ETCD_BIN}/etcd"),
@@ -46,7 +53,7 @@ def endpoint_health(ctx: RunContext) -> tuple[int, str]:
     """How many members answer healthy over TLS, and etcdctl's output."""
     member = ctx.cluster.etcd_members[0]
     conn = ctx.transport.connection(member)
-    argv = render.etcdctl_argv(ctx.cluster, "endpoint", "health", "--command-timeout=5s")
+    argv = render.etcdctl_argv(ctx.cluster, "endpoint", "health", "--command-timeout=5s", etcd=ctx.version("etcd"))
     try:
         result = conn.run_argv(argv, timeout=30)
     except ProbeError as exc:
@@ -93,5 +100,6 @@ PHASE = Phase(
     lambda cluster: cluster.etcd_members,
     desired,
     verify=verify,
-    artifacts=("etcd", "etcdctl"),
+    # flanneld: its release decides whether etcd must serve the v2 API (render.etcd_enable_v2)
+    artifacts=("etcd", "etcdctl", "flanneld"),
 )

@@ -29,9 +29,13 @@ from kubeproof.bootstrap.phases import Phase, unique_hosts
 from kubeproof.facts import Fact, Raw
 from kubeproof.facts import host as host_facts
 from kubeproof.inventory import Cluster, HostSpec
+from kubeproof.versions import Version, flannel_etcd_api
 
 NAME = "flannel"
-NETWORK_KEY = "/coreos.com/network/config"
+NETWORK_KEY = render.FLANNEL_NETWORK_KEY
+# etcdctl v2 prints "Error:  100: Key not found (<key>) [<index>]" (etcd 3.3.27 client/keys.go Error.Error,
+# etcdctl/ctlv2/command/error.go handleError) and exits 4
+V2_KEY_NOT_FOUND = "100: Key not found"
 FLANNELD = "flanneld.service"
 DOCKER = "docker.service"
 
@@ -48,9 +52,14 @@ def _parse_etcd_value(raw: Raw) -> tuple[int, str]:
     return rc, "\n".join(lines).strip()
 
 
-def network_config_fact(cluster: Cluster) -> Fact[tuple[int, str]]:
-    argv = render.etcdctl_argv(cluster, "get", NETWORK_KEY, "--print-value-only", "--command-timeout=5s")
+def network_config_fact(cluster: Cluster, flannel: Version, etcd: Version | None = None) -> Fact[tuple[int, str]]:
+    """The network config as the installed flanneld reads it: the v2 API before v0.18, else v3."""
+    argv = render.flannel_config_get_argv(cluster, flannel, etcd)
     return Fact("kp-flannel-network", shlex.join(argv) + " 2>&1; echo kp-rc=$?", _parse_etcd_value)
+
+
+def _versions(ctx: RunContext) -> tuple[Version, Version]:
+    return ctx.version("flanneld"), ctx.version("etcd")
 
 
 def _same_config(current: str, wanted: str) -> bool:
@@ -63,21 +72,31 @@ def _same_config(current: str, wanted: str) -> bool:
 def _network_config(view: HostView) -> DiffResult:
     cluster = view.ctx.cluster
     wanted = render.flannel_network_config(cluster)
-    rc, current = view.get(network_config_fact(cluster))
+    flannel, etcd = _versions(view.ctx)
+    rc, current = view.get(network_config_fact(cluster, flannel, etcd))
     if rc == 0 and _same_config(current, wanted):
         return []
-    if rc != 0:
+    if rc != 0 and V2_KEY_NOT_FOUND in current:
+        why = ""  # etcdctl v2 `get` of an absent key: exit 4, "Error:  100: Key not found (<key>) [<index>]"
+    elif rc != 0:
         why = f" (etcd not answering yet: {current.splitlines()[-1][:100] if current else 'exit ' + str(rc)})"
     elif current:
         why = f" (was {current})"
     else:
         why = ""
-    argv = render.etcdctl_argv(cluster, "put", NETWORK_KEY, wanted, "--command-timeout=10s")
+    argv = render.flannel_config_put_argv(cluster, flannel, etcd)
+    verb = "put" if flannel_etcd_api(flannel) == 3 else "set"  # etcdctl's v3 put / v2 set
 
     def apply() -> None:
-        run_checked(view.conn, shlex.join(argv), f"etcdctl put {NETWORK_KEY}")
+        run_checked(view.conn, shlex.join(argv), f"etcdctl {verb} {NETWORK_KEY}")
 
-    return [Change(view.host.name, view.phase, f"put {NETWORK_KEY} = {wanted} in etcd{why}", apply, STAGE_FILES)]
+    api = f"etcd v{flannel_etcd_api(flannel)} API, read by flanneld {flannel.v}"
+    if verb == "put":  # today's wording, unchanged
+        api = ""
+    where = f" ({api})" if api else ""
+    return [
+        Change(view.host.name, view.phase, f"{verb} {NETWORK_KEY} = {wanted} in etcd{where}{why}", apply, STAGE_FILES)
+    ]
 
 
 # ----------------------------------------------------------------------------- docker0 in the subnet
@@ -160,7 +179,10 @@ def desired(ctx: RunContext, host: HostSpec) -> list[Resource]:
     cluster = ctx.cluster
     resources: list[Resource] = []
     if cluster.etcd_members and host.name == cluster.etcd_members[0].name:
-        resources.append(Custom("flannel-network-config", (network_config_fact(cluster),), _network_config))
+        flannel, etcd = _versions(ctx)
+        resources.append(
+            Custom("flannel-network-config", (network_config_fact(cluster, flannel, etcd),), _network_config)
+        )
     if not host.has_role("node"):
         return resources
     profile = ctx.profile(host)
@@ -196,5 +218,6 @@ PHASE = Phase(
     lambda cluster: unique_hosts(cluster.etcd_members[:1], cluster.workers),
     desired,
     verify=verify,
-    artifacts=("flanneld", "mk-docker-opts.sh"),
+    # etcd: its release decides whether etcdctl speaks v3 by default (render.etcdctl_argv)
+    artifacts=("flanneld", "mk-docker-opts.sh", "etcd"),
 )

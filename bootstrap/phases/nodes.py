@@ -1,5 +1,8 @@
 """Phase 7, the series' 六、部署 Worker Node 组件: cri-dockerd, kubelet (TLS bootstrap), kube-proxy.
 
+The kubelet's release decides how it reaches docker: its built-in dockershim before v1.24 (no
+cri-dockerd at all), cri-dockerd's socket from v1.24 (kubeproof.versions.DOCKERSHIM_REMOVED).
+
 The guide's 3.5 RBAC (kubelet-bootstrap -> system:node-bootstrapper) and 5.2 CSR approval are done
 through the API with the admin certificate; only CSRs that are exactly a worker kubelet's bootstrap
 request are approved (bootstrap/csr.py).
@@ -15,7 +18,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from kubeproof import layout
-from kubeproof.bootstrap import csr, render
+from kubeproof.bootstrap import csr, render, render_nodes
 from kubeproof.bootstrap.content import Content
 from kubeproof.bootstrap.context import RunContext
 from kubeproof.bootstrap.engine import (
@@ -34,12 +37,13 @@ from kubeproof.bootstrap.errors import BootstrapError, ConflictError
 from kubeproof.bootstrap.kubeapi import MANAGED_BY, MANAGED_BY_LABEL, ApiError, KubeApi
 from kubeproof.bootstrap.phases import Phase
 from kubeproof.inventory import HostSpec
+from kubeproof.versions import KUBELET_REFUSES_CGROUP_V1, kubelet_uses_dockershim
 
 NAME = "nodes"
-CRI_DOCKERD = "cri-dockerd.service"
+CRI_DOCKERD = render.CRI_DOCKERD_UNIT
 KUBELET = "kubelet.service"
 KUBE_PROXY = "kube-proxy.service"
-BINARIES = ("kubelet", "kube-proxy", "cri-dockerd")
+BINARIES = ("kubelet", "kube-proxy")
 CSR_TIMEOUT = 150.0
 READY_TIMEOUT = 180.0
 
@@ -70,8 +74,29 @@ def desired(ctx: RunContext, host: HostSpec) -> list[Resource]:
         )
     if profile.swaps:
         notes.append(f"kubelet on {host.name}: swap is active ({', '.join(profile.swaps)}): failSwapOn false")
-    kubelet_args, kubelet_notes = render.kubelet_flags(cluster, host, ctx.binary("kubelet"))
-    proxy_args, proxy_notes = render.kube_proxy_flags(ctx.binary("kube-proxy"))
+    kubelet_info = ctx.binary("kubelet")
+    kubelet_version = render_nodes.known_release(kubelet_info)
+    dockershim = kubelet_uses_dockershim(kubelet_version)
+    cgroup_v1 = profile.cgroup_fs != "cgroup2fs"
+    if cgroup_v1 and kubelet_version >= KUBELET_REFUSES_CGROUP_V1:
+        notes.append(
+            f"kubelet {kubelet_version.v} on {host.name}: cgroup v1 host ({profile.cgroup_fs} on /sys/fs/cgroup): "
+            "failCgroupV1 false in its config"
+        )
+    kubelet_args, kubelet_notes = render_nodes.kubelet_flags(cluster, host, kubelet_info)
+    proxy_args, proxy_notes = render_nodes.kube_proxy_flags(ctx.binary("kube-proxy"))
+    # cri-dockerd (binary, unit, service) only beside a kubelet without dockershim
+    runtime: list[Resource] = []
+    if not dockershim:
+        runtime = [
+            File(f"{layout.K8S_BIN}/cri-dockerd", ctx.artifacts.content("cri-dockerd"), 0o755, restarts=(CRI_DOCKERD,)),
+            File(
+                f"{layout.SYSTEMD_DIR}/{CRI_DOCKERD}",
+                Content.text(render_nodes.cri_dockerd_unit(cluster)),
+                restarts=(CRI_DOCKERD,),
+            ),
+            Unit(CRI_DOCKERD),
+        ]
     resources: list[Resource] = [Note(host.name, NAME, n) for n in notes + kubelet_notes + proxy_notes]
     resources += [
         Directory(layout.K8S_HOME),
@@ -81,7 +106,7 @@ def desired(ctx: RunContext, host: HostSpec) -> list[Resource]:
         Directory(layout.K8S_LOGS),
         File(f"{layout.K8S_BIN}/kubelet", ctx.artifacts.content("kubelet"), 0o755, restarts=(KUBELET,)),
         File(f"{layout.K8S_BIN}/kube-proxy", ctx.artifacts.content("kube-proxy"), 0o755, restarts=(KUBE_PROXY,)),
-        File(f"{layout.K8S_BIN}/cri-dockerd", ctx.artifacts.content("cri-dockerd"), 0o755, restarts=(CRI_DOCKERD,)),
+        *runtime[:1],
         File(
             f"{cfg}/bootstrap.kubeconfig",
             Content.text(render.kubeconfig(server, ca_pem, "kubelet-bootstrap", token=ctx.token)),
@@ -108,8 +133,13 @@ def desired(ctx: RunContext, host: HostSpec) -> list[Resource]:
         File(
             f"{cfg}/kubelet-config.yaml",
             Content.text(
-                render.kubelet_config(
-                    cluster, host, cgroup_driver=profile.cgroup_driver, swap_active=bool(profile.swaps)
+                render_nodes.kubelet_config(
+                    cluster,
+                    host,
+                    cgroup_driver=profile.cgroup_driver,
+                    swap_active=bool(profile.swaps),
+                    version=kubelet_version,
+                    cgroup_v1=cgroup_v1,
                 )
             ),
             restarts=(KUBELET,),
@@ -122,26 +152,14 @@ def desired(ctx: RunContext, host: HostSpec) -> list[Resource]:
         File(
             f"{cfg}/kube-proxy-config.yaml",
             Content.text(
-                render.kube_proxy_config(cluster, host, mode=mode, conntrack_writable=profile.conntrack_writable)
+                render_nodes.kube_proxy_config(cluster, host, mode=mode, conntrack_writable=profile.conntrack_writable)
             ),
             restarts=(KUBE_PROXY,),
         ),
-        File(
-            f"{layout.SYSTEMD_DIR}/{CRI_DOCKERD}",
-            Content.text(render.cri_dockerd_unit(cluster)),
-            restarts=(CRI_DOCKERD,),
-        ),
+        *runtime[1:2],
         File(
             f"{layout.SYSTEMD_DIR}/{KUBELET}",
-            Content.text(
-                render.component_unit(
-                    "Kubernetes Kubelet",
-                    "kubelet",
-                    "KUBELET_OPTS",
-                    after=("docker.service", CRI_DOCKERD),
-                    wants=(CRI_DOCKERD,),
-                )
-            ),
+            Content.text(render_nodes.kubelet_unit(kubelet_version)),
             restarts=(KUBELET,),
         ),
         File(
@@ -151,11 +169,16 @@ def desired(ctx: RunContext, host: HostSpec) -> list[Resource]:
             ),
             restarts=(KUBE_PROXY,),
         ),
-        Unit(CRI_DOCKERD),
+        *runtime[2:],
         Unit(KUBELET),
         Unit(KUBE_PROXY),
     ]
     return resources
+
+
+def runtime_artifacts(ctx: RunContext) -> tuple[str, ...]:
+    """cri-dockerd only where the kubelet has no dockershim (v1.24 and later)."""
+    return () if kubelet_uses_dockershim(render_nodes.known_release(ctx.binary("kubelet"))) else ("cri-dockerd",)
 
 
 # ----------------------------------------------------------------------------- API: RBAC and CSRs
@@ -365,4 +388,5 @@ PHASE = Phase(
     cluster_diff=cluster_diff,
     verify=verify,
     artifacts=BINARIES,
+    more_artifacts=runtime_artifacts,
 )

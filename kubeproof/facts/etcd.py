@@ -634,6 +634,54 @@ def etcdctl_health(host: HostSpec) -> Fact[EtcdctlHealth]:
     )
 
 
+def parse_cluster_health(raw: Raw, url: str) -> EtcdctlHealth:
+    """`ETCDCTL_API=2 etcdctl cluster-health` (the guide's check), for the member at ``url``.
+
+    Its lines (etcd 3.3.27 etcdctl/ctlv2/command/cluster_health.go): `member <id> is healthy: got
+    healthy result from <url>`, `... is unhealthy: got unhealthy result from <url>`, `failed to
+    check the health of member <id> on <url>: <err>`, `member <id> is unreachable: [<urls>] are all
+    unreachable`, then `cluster is healthy|degraded|unavailable`; when the member list cannot be
+    read, `cluster may be unhealthy: failed to list members` and `Error:  <err>` on stderr.
+    """
+    lines = [line.strip() for line in raw.stdout.splitlines() if line.strip()]
+    for line in lines:
+        healthy = line.startswith("member ") and " is healthy: got healthy result from " in line
+        if healthy and line.rsplit(" ", 1)[-1].rstrip("/") == url.rstrip("/"):
+            return EtcdctlHealth(url, True, "", "")
+    mine = [line for line in lines if url in line]
+    if mine:
+        return EtcdctlHealth(url, False, "", mine[-1])
+    errors = [line for line in raw.stderr.splitlines() if line.strip()]
+    reason = (lines[-1] if lines else "") + ("; " + errors[-1].strip() if errors else "")
+    return EtcdctlHealth(url, False, "", reason.strip("; ") or f"rc {raw.rc}, {url} not in the member list")
+
+
+def etcdctl_cluster_health(host: HostSpec) -> Fact[EtcdctlHealth]:
+    """The v2 health path (etcd < 3.4, or v2 enabled): ETCDCTL_API=2 etcdctl cluster-health with
+    the v2 TLS flags --ca-file/--cert-file/--key-file (etcd 3.3.27 etcdctl/ctlv2/ctl.go)."""
+    ssl = layout.ETCD_SSL
+    url = "https://" + host.address + ":2379"
+    argv = [
+        "etcdctl",
+        "--ca-file=" + ssl + "/ca.pem",
+        "--cert-file=" + ssl + "/server.pem",
+        "--key-file=" + ssl + "/server-key.pem",  # read on the host; its bytes never leave
+        "--endpoints=" + url,
+        "cluster-health",
+    ]
+    return Fact(
+        "etcd.etcdctl-cluster-health",
+        "ETCDCTL_API=2 timeout 15 " + shlex.join(argv),
+        lambda raw: parse_cluster_health(raw, url),
+        requires=("etcdctl", "timeout"),
+    )
+
+
+def member_release(found: EtcdLayout) -> str | None:
+    """`etcd Version: 3.3.27` (etcd --version's first line) from the layout fact, if it printed one."""
+    return next((line for line in found.versions if line.lower().startswith("etcd version")), None)
+
+
 # ----------------------------------------------------------------------------- exposure, seen from a peer
 
 

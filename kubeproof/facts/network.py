@@ -1,9 +1,10 @@
 """Facts about a worker's container network: docker (chapter 三) and flannel (chapter 四).
 
 Each layer is read on its own and the probes cross-check them: the lease flannel holds in etcd
-(/coreos.com/network/subnets/*, v3 API), /run/flannel/subnet.env, the vxlan device flannel.1,
-docker0, and the routes, neighbour and fdb entries flannel programs for every other node.
-The parsers of flannel's etcd values live here too: they are pure and tested offline.
+(/coreos.com/network/subnets/*, through the v3 API or, for a flanneld before v0.18, the v2 keys
+API), /run/flannel/subnet.env, the vxlan device flannel.1, docker0, and the routes, neighbour and
+fdb entries flannel programs for every other node. The parsers of flannel's etcd values live here
+too: they are pure and tested offline.
 """
 
 from __future__ import annotations
@@ -94,6 +95,109 @@ def config_value(config: Mapping[str, Any], path: str) -> Any:
             return None
         current = current[step]
     return current
+
+
+# ----------------------------------------------------------------------------- the v2 API (flanneld < v0.18)
+
+
+@dataclass(frozen=True)
+class V2Keys:
+    """flannel's keys as the etcd v2 keys API serves them (a flanneld before v0.18 reads them so)."""
+
+    config: str | None  # the config key's value; None when the key does not exist
+    config_error: str  # why there is no value ("" when there is)
+    leases: list[tuple[str, str]]  # (key, value) under /coreos.com/network/subnets
+
+
+_V2_SECTION = "@@kp-v2 "
+
+
+def _v2_node(body: str, what: str) -> dict[str, Any] | None:
+    """The `node` of a v2 GET answer; None for errorCode 100 (Key not found).
+
+    Shapes (etcd 3.3.27 store/event.go, store/node_extern.go, error/error.go): `{"action": "get",
+    "node": {"key", "value", "dir", "nodes": [...], "modifiedIndex", "createdIndex"}}`, or
+    `{"errorCode": 100, "message": "Key not found", "cause": "/coreos.com/network/config", "index": N}`.
+    """
+    try:
+        answer = json.loads(body)
+    except json.JSONDecodeError:
+        raise ParseError(f"etcd v2 GET {what}: not JSON: {body.strip()[:160]!r}") from None
+    if not isinstance(answer, dict):
+        raise ParseError(f"etcd v2 GET {what}: unexpected answer {body.strip()[:160]!r}")
+    if "errorCode" in answer:
+        if answer.get("errorCode") == 100:
+            return None
+        raise ParseError(f"etcd v2 GET {what}: error {answer.get('errorCode')}: {answer.get('message')}")
+    node = answer.get("node")
+    if not isinstance(node, dict):
+        raise ParseError(f"etcd v2 GET {what}: no node in {body.strip()[:160]!r}")
+    return node
+
+
+def parse_v2_keys(raw: Raw) -> V2Keys:
+    """The output of ``flannel_v2_keys``: per key a `@@kp-v2 <name> <curl exit> <http code>` header, then the body."""
+    sections: dict[str, tuple[int, str, list[str]]] = {}
+    current: list[str] | None = None
+    for line in raw.stdout.split("\n"):
+        if line.startswith(_V2_SECTION):
+            fields = line[len(_V2_SECTION) :].split()
+            if len(fields) != 3 or not fields[1].isdigit():
+                raise ParseError(f"unexpected section header {line!r}")
+            current = []
+            sections[fields[0]] = (int(fields[1]), fields[2], current)
+        elif current is not None:
+            current.append(line)
+    for name in ("config", "subnets"):
+        if name not in sections:
+            raise ParseError(f"no {name} section in {raw.stdout[:200]!r} (stderr {raw.stderr.strip()[:200]!r})")
+        rc, code, lines = sections[name]
+        if rc != 0:
+            raise ParseError(f"curl to the etcd v2 API ({name}) exited {rc}: {' '.join(lines).strip()[:200]}")
+        if code not in ("200", "404"):
+            raise ParseError(f"etcd v2 API ({name}) answered HTTP {code}: {' '.join(lines).strip()[:200]}")
+    config_node = _v2_node("\n".join(sections["config"][2]), FLANNEL_CONFIG_KEY)
+    config = None if config_node is None else str(config_node.get("value", ""))
+    error = f"{FLANNEL_CONFIG_KEY} does not exist (v2 API)" if config_node is None else ""
+    subnets = _v2_node("\n".join(sections["subnets"][2]), FLANNEL_SUBNETS_PREFIX)
+    leases = [
+        (str(node.get("key", "")), str(node.get("value", "")))
+        for node in (subnets or {}).get("nodes") or []
+        if isinstance(node, dict) and not node.get("dir")
+    ]
+    return V2Keys(config, error, leases)
+
+
+def flannel_v2_keys(member: HostSpec) -> Fact[V2Keys]:
+    """On an etcd member: GET flannel's config and leases from its own v2 keys API over TLS.
+
+    The client key is read by curl on the member; its bytes never leave it.
+    """
+    ssl = layout.ETCD_SSL
+    base = f"https://{member.address}:2379/v2/keys"
+    tls = ["--cacert", ssl + "/ca.pem", "--cert", ssl + "/server.pem", "--key", ssl + "/server-key.pem"]
+    parts = []
+    for name, key in (("config", FLANNEL_CONFIG_KEY), ("subnets", FLANNEL_SUBNETS_PREFIX.rstrip("/"))):
+        curl = shlex.join(["curl", "-sS", "-m", "5", *tls, "-w", "\n%{http_code}", base + key])
+        parts.append(
+            f'out=$({curl} 2>&1); rc=$?; code=$(printf \'%s\' "$out" | tail -n 1); [ "$rc" = 0 ] || code=000; '
+            f'printf \'%s %s %s %s\\n\' {shlex.quote(_V2_SECTION.strip())} {name} "$rc" "${{code:-000}}"; '
+            "printf '%s\\n' \"$out\" | sed '$d'"
+        )
+    return Fact("flannel.v2-keys", "; ".join(parts), parse_v2_keys, requires=("curl",))
+
+
+def parse_flanneld_version(raw: Raw) -> str:
+    """`flanneld --version` prints its release (`v0.28.10`); `missing` when there is no binary."""
+    text = raw.stdout.strip()
+    return text.splitlines()[0].strip() if text else "missing"
+
+
+flanneld_version = Fact(
+    "flannel.version",
+    f'p={shlex.quote(layout.K8S_BIN + "/flanneld")}; [ -x "$p" ] && "$p" --version 2>&1 | head -n 1 || true',
+    parse_flanneld_version,
+)
 
 
 # ----------------------------------------------------------------------------- subnet.env
@@ -346,4 +450,5 @@ def network_facts(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
         docker_engine,
         docker_service,
         flanneld_service,
+        flanneld_version,
     ]

@@ -34,6 +34,7 @@ from kubeproof.inventory import HostSpec
 from kubeproof.probes import probe
 from kubeproof.session import HostContext
 from kubeproof.transport import HostUnreachable, ProbeError
+from kubeproof.versions import ETCD_V2_OFF_BY_DEFAULT, ETCD_V2_REMOVED, Version, etcd_serves_v2, release_of
 
 T = TypeVar("T")
 
@@ -261,12 +262,48 @@ def etcd_running_drift(ctx: HostContext, _: str) -> Observation:
     return ctx.observation(drift, diagnosis, seen=[f"etcd main PID {service.properties.get('MainPID')}", *seen])
 
 
+def member_version(ctx: HostContext, host: HostSpec | None = None) -> Version:
+    """The member's etcd release as its binary prints it (`etcd --version`), else the declared one (noted)."""
+    target = host or ctx.host
+    printed = facts.member_release(ctx.fact(facts.etcd_layout, target))
+    version = release_of(printed)
+    if version is not None:
+        return version
+    declared = release_of(ctx.cluster.versions.etcd)
+    if declared is None:
+        raise ProbeError(target.name, f"the etcd release is unknown ({layout.ETCD_BIN}/etcd --version printed none)")
+    ctx.note_source(f"cluster file: versions.etcd = {ctx.cluster.versions.etcd} (etcd --version printed none)")
+    return declared
+
+
+def member_speaks_v2(ctx: HostContext) -> tuple[bool, str]:
+    """Whether the member serves the v2 API (etcd < 3.4, or --enable-v2 before 3.6), and why."""
+    version = member_version(ctx)
+    enabled = facts.is_true(effective_settings(ctx).get("enable-v2"))
+    speaks = etcd_serves_v2(version, enabled)
+    if version >= ETCD_V2_REMOVED:
+        why = f"etcd {version} has no v2 API"
+    elif version < ETCD_V2_OFF_BY_DEFAULT:
+        why = f"etcd {version} serves the v2 API by default"
+    else:
+        why = f"etcd {version} with enable-v2={'true' if enabled else 'false'}"
+    return speaks, why
+
+
 @probe("etcdctl_health")
 def etcdctl_health(ctx: HostContext, _: str) -> Observation:
-    health = ctx.fact(facts.etcdctl_health(ctx.host))
+    """etcdctl on the member: the guide's `cluster-health` (v2) where the member speaks v2, else
+    `endpoint health` (v3); chosen from the release the member's binary prints."""
+    v2, why = member_speaks_v2(ctx)
+    if v2:
+        health = ctx.fact(facts.etcdctl_cluster_health(ctx.host))
+        seen = [f"{why}: ETCDCTL_API=2 etcdctl cluster-health"]
+    else:
+        health = ctx.fact(facts.etcdctl_health(ctx.host))
+        seen = [f"{why}: ETCDCTL_API=3 etcdctl endpoint health"]
     if health.healthy:
-        return ctx.observation("healthy")
-    return ctx.observation(f"unhealthy: {health.error or 'no reason given'}", _unhealthy_diagnosis(ctx))
+        return ctx.observation("healthy", seen=seen)
+    return ctx.observation(f"unhealthy: {health.error or 'no reason given'}", _unhealthy_diagnosis(ctx), seen=seen)
 
 
 # ----------------------------------------------------------------------------- the etcd API

@@ -30,9 +30,15 @@ from kubeproof.inventory import HostSpec
 from kubeproof.probes import probe
 from kubeproof.session import HostContext
 from kubeproof.transport import CommandResult, ProbeError
+from kubeproof.versions import (
+    APISERVER_INSECURE_PORT_REMOVED,
+    SCHEDULER_LIVEZ,
+    apiserver_has_insecure_port,
+    release_of,
+)
 
-# The release that removed the apiserver's insecure port (--insecure-port had to be 0 from v1.20).
-INSECURE_PORT_REMOVED = (1, 20)
+# The release that removed the apiserver's insecure port (kubeproof.versions has the source).
+INSECURE_PORT_REMOVED = (APISERVER_INSECURE_PORT_REMOVED.major, APISERVER_INSECURE_PORT_REMOVED.minor)
 # kubelet may be up to three minor versions older than kube-apiserver, never newer (version skew policy).
 KUBELET_MAX_MINOR_SKEW = 3
 UNIT_OK = "active, enabled"
@@ -80,7 +86,7 @@ def apiserver_version(ctx: HostContext) -> str:
     """What `kube-apiserver --version` says on the first master (the declared version when it cannot)."""
     master = first_master(ctx)
     reported = ctx.fact(facts.master_versions, master).get("kube-apiserver", "missing")
-    if version_tuple(reported) is not None:
+    if release_of(reported) is not None:  # v0.0.0 (a build without version stamps) is no release
         return reported
     declared = ctx.cluster.versions.kubernetes
     if declared:
@@ -434,9 +440,12 @@ def served_certificate_is_apiserver(ctx: HostContext, _: str) -> Observation:
 
 
 def _insecure_port_exists(ctx: HostContext) -> tuple[bool, str]:
+    """Whether the master's kube-apiserver release still has an insecure port (before v1.20), from
+    what its binary prints (`kube-apiserver --version` on the master; the declared one, noted, when
+    it prints none)."""
     version = apiserver_version(ctx)
-    parsed = version_tuple(version)
-    return (parsed is not None and parsed[:2] < INSECURE_PORT_REMOVED), version
+    parsed = release_of(version)
+    return (parsed is not None and apiserver_has_insecure_port(parsed)), version
 
 
 def _listeners_on(ctx: HostContext, port: int) -> list[facts.Listener]:
@@ -473,7 +482,9 @@ def insecure_port_loopback_healthz(ctx: HostContext, _: str) -> str:
     """Where the release still has an insecure port: 127.0.0.1:8080/healthz answers ok."""
     exists, version = _insecure_port_exists(ctx)
     if not exists:
-        raise NotApplicable(f"kube-apiserver {version} has no insecure port (removed in v1.20)")
+        raise NotApplicable(
+            f"kube-apiserver {version} has no insecure port (removed in {APISERVER_INSECURE_PORT_REMOVED.v})"
+        )
     result = run_once(ctx, ctx.host, facts.curl_command(f"http://127.0.0.1:{facts.INSECURE_PORT}/healthz"))
     answer = facts.parse_curl(Raw(result.stdout, result.stderr, result.rc))
     return answer.body if answer.status == 200 else answer.describe()
@@ -564,11 +575,22 @@ def kubectl_version(ctx: HostContext, _: str) -> Observation:
 
 
 @probe("component_health")
-def component_health(ctx: HostContext, unit: str) -> Observation:
-    """`healthz=ok` (and `livez=ok` where served) from the component's secure port, the journal when not ok."""
+def component_health(ctx: HostContext, argument: str) -> Observation:
+    """`healthz=ok` (and `livez=ok` where served) from the component's secure port, the journal when not ok.
+
+    `component_health(kube-scheduler livez)` asks only the paths named. kube-scheduler serves
+    /livez only from SCHEDULER_LIVEZ (kubeproof.versions): an older release skips, naming it.
+    """
+    unit, *asked = argument.split()
+    paths = tuple(asked) or facts.HEALTH_PATHS[unit]
+    if unit == "kube-scheduler" and "livez" in paths:
+        printed = ctx.fact(facts.master_versions).get("kube-scheduler", "missing")
+        version = release_of(printed)
+        if version is not None and version < SCHEDULER_LIVEZ:
+            raise NotApplicable(f"kube-scheduler {version.v} serves no /livez (added in {SCHEDULER_LIVEZ.v})")
     answers = ctx.fact(facts.component_health)
     observed = []
-    for path in facts.HEALTH_PATHS[unit]:
+    for path in paths:
         answer = answers.get(f"{unit} /{path}")
         if answer is None:
             observed.append(f"{path}=not probed")

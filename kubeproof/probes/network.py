@@ -1,9 +1,10 @@
 """Probes for DOCKER-01..02 and FLANNEL-01..08: docker on the workers and the flannel overlay.
 
-The flannel rows cross-check layers that must agree: the config and leases in etcd (v3 API, the
-one flannel v0.28 uses), /run/flannel/subnet.env, the vxlan device, docker0, and the routes,
-neighbour and fdb entries flannel programs for every other worker. Cross-layer rows return the
-list of disagreements (empty when all agree), so a failure names each one.
+The flannel rows cross-check layers that must agree: the config and leases in etcd (through the
+API the installed flanneld reads: v3 from v0.18, v2 before, chosen from `flanneld --version`),
+/run/flannel/subnet.env, the vxlan device, docker0, and the routes, neighbour and fdb entries
+flannel programs for every other worker. Cross-layer rows return the list of disagreements (empty
+when all agree), so a failure names each one.
 
 FLANNEL-08 (containers pinging across workers) is in `cross_ping`.
 """
@@ -25,6 +26,7 @@ from kubeproof.probes import probe
 from kubeproof.probes.etcd import through_any_member
 from kubeproof.session import HostContext
 from kubeproof.transport import ProbeError
+from kubeproof.versions import flannel_etcd_api, release_of
 
 # ----------------------------------------------------------------------------- docker
 
@@ -153,7 +155,69 @@ class FlannelState:
         return [lease for lease in self.leases if lease.public_ip == address]
 
 
+def flannel_api(ctx: HostContext) -> tuple[int, str]:
+    """The etcd API (2 or 3) the installed flanneld reads, from the release flanneld prints on this
+    worker (on the first worker that answers, for a cluster row): v2 before v0.18
+    (kubeproof.versions.FLANNEL_ETCD_V3). Returns the API and a line saying what was read."""
+    workers = ctx.cluster.workers
+    if not workers:
+        raise ProbeError(ctx.host.name, "the cluster file has no worker (role node) running flanneld")
+    host = ctx.host if ctx.host.has_role("node") else ctx.first_reachable(workers)
+    printed = ctx.fact(facts.flanneld_version, host)
+    version = release_of(printed)
+    where = f"{host.name}: flanneld --version {printed!r}"
+    if version is None:
+        declared = release_of(ctx.cluster.versions.flannel)
+        if declared is None:
+            raise ProbeError(
+                host.name, f"the flanneld release is unknown ({layout.K8S_BIN}/flanneld --version: {printed})"
+            )
+        ctx.note_source(f"cluster file: versions.flannel = {ctx.cluster.versions.flannel} ({where})")
+        version, where = declared, f"cluster file: versions.flannel {declared.v}"
+    api = flannel_etcd_api(version)
+    return api, f"flanneld {version.v} reads the etcd v{api} API ({where})"
+
+
+def _flannel_keys_v2(ctx: HostContext) -> tuple[facts.V2Keys, HostSpec]:
+    """flannel's keys through the v2 keys API, asked on the first etcd member that answers."""
+    errors = []
+    for member in ctx.reachable(ctx.cluster.etcd_members):
+        try:
+            return ctx.fact(facts.flannel_v2_keys(member), member), member
+        except ProbeError as exc:
+            errors.append(f"{member.name}: {exc.reason}")
+    raise ProbeError(
+        ctx.host.name,
+        "prerequisite failed: no etcd member answered the v2 keys API: " + ("; ".join(errors) or "none up"),
+    )
+
+
+def _state_from(raw_config: bytes | str | None, missing: str, raw_leases: list[tuple[Any, Any]]) -> FlannelState:
+    config: dict[str, Any] | None = None
+    config_error = missing if raw_config is None else ""
+    if raw_config is not None:
+        try:
+            config = facts.parse_flannel_config(raw_config)
+        except ParseError as exc:
+            config_error = str(exc)
+    leases, errors = [], []
+    for key, value in raw_leases:
+        try:
+            name = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+            leases.append(facts.parse_lease(name, value))
+        except ParseError as exc:
+            errors.append(str(exc))
+    return FlannelState(config, config_error, sorted(leases, key=lambda lease: lease.subnet), errors)
+
+
 def _flannel_state(ctx: HostContext) -> FlannelState:
+    api, why = flannel_api(ctx)
+    if api == 2:
+        keys, member = ctx.session.shared("flannel-etcd-keys-v2", lambda: _flannel_keys_v2(ctx))
+        ctx.fact(facts.flannel_v2_keys(member), member)  # recorded as this row's source
+        ctx.note_source(f"{why}: etcd v2 keys API over TLS on {member.name}")
+        return _state_from(keys.config, keys.config_error, keys.leases)
+
     def read_config(client: Any) -> bytes | None:
         value, _meta = client.get(facts.FLANNEL_CONFIG_KEY)
         return value  # type: ignore[no-any-return]
@@ -164,22 +228,7 @@ def _flannel_state(ctx: HostContext) -> FlannelState:
     def compute() -> FlannelState:
         raw_config = through_any_member(ctx, f"Range {facts.FLANNEL_CONFIG_KEY}", read_config)
         raw_leases = through_any_member(ctx, f"Range {facts.FLANNEL_SUBNETS_PREFIX} (prefix)", read_leases)
-        config: dict[str, Any] | None = None
-        config_error = ""
-        if raw_config is None:
-            config_error = f"{facts.FLANNEL_CONFIG_KEY} does not exist (v3 API)"
-        else:
-            try:
-                config = facts.parse_flannel_config(raw_config)
-            except ParseError as exc:
-                config_error = str(exc)
-        leases, errors = [], []
-        for key, value in raw_leases:
-            try:
-                leases.append(facts.parse_lease(key.decode("utf-8", "replace"), value))
-            except ParseError as exc:
-                errors.append(str(exc))
-        return FlannelState(config, config_error, sorted(leases, key=lambda lease: lease.subnet), errors)
+        return _state_from(raw_config, f"{facts.FLANNEL_CONFIG_KEY} does not exist (v3 API)", raw_leases)
 
     state = ctx.session.shared("flannel-etcd-state", compute)
     ctx.note_source(

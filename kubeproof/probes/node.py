@@ -34,10 +34,12 @@ from kubeproof.probes.master import (
     parse_time,
     process,
     unit_diagnosis,
+    unit_state,
     version_tuple,
 )
 from kubeproof.session import HostContext
 from kubeproof.transport import ProbeError
+from kubeproof.versions import DOCKERSHIM_REMOVED, kubelet_uses_dockershim, release_of
 
 CSR_APPROVED = "approved and issued"
 CSR_COLLECTED = "garbage-collected; the issued client certificate proves the approval"
@@ -487,3 +489,21 @@ def ip_vs_modules(ctx: HostContext, _: str) -> Observation:
         raise NotApplicable(f"kube-proxy mode is {declared} (network.kube_proxy_mode): ip_vs modules are not needed")
     modules = ctx.fact(facts.proxy_dataplane).ip_vs_modules
     return ctx.observation(list(modules), [f"/proc/modules: {' '.join(modules) or 'no ip_vs module'}"])
+
+
+# ----------------------------------------------------------------------------- NODE-04: the runtime
+
+
+@probe("runtime_unit_state")
+def runtime_unit_state(ctx: HostContext, unit: str) -> Observation:
+    """cri-dockerd's unit where the kubelet needs it; a kubelet before v1.24 talks to docker through
+    its built-in dockershim (kubeproof.versions.DOCKERSHIM_REMOVED) and has no cri-dockerd."""
+    printed = ctx.fact(facts.node_versions).get("kubelet", "missing")
+    version = release_of(printed)
+    if version is not None and kubelet_uses_dockershim(version):
+        raise NotApplicable(
+            f"kubelet {version.v} talks to docker through its built-in dockershim "
+            f"(removed in {DOCKERSHIM_REMOVED.v}): no {unit}"
+        )
+    state: Observation = unit_state(ctx, unit)
+    return state

@@ -453,6 +453,7 @@ def test_stopped_components_fail_with_their_ids_and_recover(
         for key in (
             "MASTER-08:unit@master01",
             "MASTER-08:health@master01",
+            "MASTER-08:livez@master01",
             "MASTER-08@master01",
             "MASTER-10@master01",
             "NODE-04:unit@node02",

@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     # the parts a run is made of
     "artifacts": 1,  # errors, content, state
     "render": 2,  # artifacts (BinaryInfo), errors
+    "render_nodes": 3,  # render (HEADER, Flag, component_unit), artifacts, errors
     "kubeapi": 3,  # render, errors, state
     "host_profile": 3,  # render
     "context": 4,  # artifacts, host_profile, kubeapi, state

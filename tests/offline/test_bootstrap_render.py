@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from kubeproof.bootstrap import render
+from kubeproof.bootstrap import render, render_nodes
 from kubeproof.bootstrap.artifacts import BinaryInfo, parse_help
 from kubeproof.bootstrap.errors import BootstrapError
 from kubeproof.inventory import Cluster, parse_cluster_text
@@ -229,7 +229,7 @@ def test_parse_help_reads_flags_version_and_admission_plugins() -> None:
 
 def test_kubelet_config_follows_docker_and_swap(cluster: Cluster) -> None:
     node = cluster.host("node01")
-    config = yaml.safe_load(render.kubelet_config(cluster, node, cgroup_driver="cgroupfs", swap_active=False))
+    config = yaml.safe_load(render_nodes.kubelet_config(cluster, node, cgroup_driver="cgroupfs", swap_active=False))
     assert config["cgroupDriver"] == "cgroupfs"
     assert config["failSwapOn"] is True
     assert config["authentication"]["x509"]["clientCAFile"] == "/opt/kubernetes/ssl/ca.pem"
@@ -237,7 +237,7 @@ def test_kubelet_config_follows_docker_and_swap(cluster: Cluster) -> None:
     assert config["authentication"]["anonymous"]["enabled"] is False
     assert config["authorization"]["mode"] == "Webhook"
     assert config["clusterDNS"] == ["10.0.0.2"]
-    swapping = yaml.safe_load(render.kubelet_config(cluster, node, cgroup_driver="systemd", swap_active=True))
+    swapping = yaml.safe_load(render_nodes.kubelet_config(cluster, node, cgroup_driver="systemd", swap_active=True))
     assert swapping["failSwapOn"] is False and swapping["cgroupDriver"] == "systemd"
 
 
@@ -258,7 +258,7 @@ def test_kubelet_flags(cluster: Cluster) -> None:
             }
         ),
     )
-    args, _ = render.kubelet_flags(cluster, cluster.host("node02"), info)
+    args, _ = render_nodes.kubelet_flags(cluster, cluster.host("node02"), info)
     assert "--hostname-override=node02" in args and "--node-ip=192.168.61.22" in args
     assert "--bootstrap-kubeconfig=/opt/kubernetes/cfg/bootstrap.kubeconfig" in args
     assert "--kubeconfig=/opt/kubernetes/cfg/kubelet.kubeconfig" in args
@@ -270,18 +270,18 @@ def test_kubelet_flags(cluster: Cluster) -> None:
 
 def test_kube_proxy_leaves_conntrack_alone_where_it_cannot_write_it(cluster: Cluster) -> None:
     node = cluster.host("node01")
-    config = yaml.safe_load(render.kube_proxy_config(cluster, node, mode="iptables", conntrack_writable=False))
+    config = yaml.safe_load(render_nodes.kube_proxy_config(cluster, node, mode="iptables", conntrack_writable=False))
     assert config["conntrack"]["maxPerCore"] == 0
     assert config["conntrack"]["tcpEstablishedTimeout"] == "0s"
     assert config["clusterCIDR"] == "172.17.0.0/16"
     assert config["clientConnection"]["kubeconfig"] == "/opt/kubernetes/cfg/kube-proxy.kubeconfig"
     assert config["mode"] == "iptables" and config["hostnameOverride"] == "node01"
-    free = yaml.safe_load(render.kube_proxy_config(cluster, node, mode="ipvs", conntrack_writable=True))
+    free = yaml.safe_load(render_nodes.kube_proxy_config(cluster, node, mode="ipvs", conntrack_writable=True))
     assert "conntrack" not in free and free["mode"] == "ipvs"
 
 
 def test_cri_dockerd_uses_the_no_op_network_plugin_and_the_offline_pause_image(cluster: Cluster) -> None:
-    unit = render.cri_dockerd_unit(cluster)
+    unit = render_nodes.cri_dockerd_unit(cluster)
     assert "--network-plugin=no-op" in unit
     assert "--pod-infra-container-image=kubeproof/pause:3.10" in unit
     assert "--container-runtime-endpoint=unix:///run/cri-dockerd.sock" in unit

@@ -139,6 +139,7 @@ def _network_session(cluster: Cluster, **overrides: str | tuple[str, str, int]) 
         net_facts.flannel_fdb: LAB_FDB_NODE01,
         net_facts.forward_chain: LAB_FORWARD_NODE01,
         net_facts.flanneld_service: LAB_FLANNELD_SERVICE_NODE01,
+        net_facts.flanneld_version: "v0.28.10\n",
         net_facts.docker_service: LAB_DOCKER_SERVICE_NODE01,
         net_facts.docker_engine: LAB_DOCKER_ENGINE_NODE01,
     }
