@@ -122,3 +122,13 @@ def etcd_serves_v2(version: Version, enable_v2: bool) -> bool:
     if version >= ETCD_V2_REMOVED:
         return False
     return version < ETCD_V2_OFF_BY_DEFAULT or enable_v2
+
+
+def declares_etcd_v2(etcd: str | None, flannel: str | None) -> bool:
+    """Whether a cluster file's declared versions say the v2 API is in use: etcd before 3.4 serves
+    it by default, and a flanneld before v0.18 reads its config through it. Only a hint for what
+    to gather ahead (the suites decide from the versions the hosts print)."""
+    etcd_version, flannel_version = release_of(etcd), release_of(flannel)
+    return (etcd_version is not None and etcd_version < ETCD_V2_OFF_BY_DEFAULT) or (
+        flannel_version is not None and flannel_version < FLANNEL_ETCD_V3
+    )

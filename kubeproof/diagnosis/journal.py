@@ -32,6 +32,13 @@ from dataclasses import dataclass
 
 # enough for a crash-looping unit: etcd 3.4 prints ~25 lines per start, systemd 6 per restart
 JOURNAL_LINES = 200
+# A Go program's fatal line is followed by a dump of every goroutine: v1.19's kubelet logs ~1,800
+# lines of it per crash ("F... failed to run Kubelet: misconfiguration: ..." first). Those lines are
+# dropped on the host (a goroutine header, a stack frame "pkg.(*T).f(0x...)", its tab-indented
+# "file.go:123 +0x47", "created by ..."), from this many lines back, so the program's own last
+# lines are what is read.
+GOROUTINE_DUMP_SCAN = 20000
+_GOROUTINE_DUMP = r"(goroutine [0-9]+ \[|created by |[[:space:]]|[^ ]+\(.*\)$|\.\.\.additional frames elided)"
 # a shown line longer than this is cut (zap JSON lines of the etcd client run to 1000+ characters)
 MAX_LINE_CHARS = 400
 
@@ -126,10 +133,15 @@ def unit_short_name(unit: str) -> str:
 
 
 def journal_command(unit: str, lines: int = JOURNAL_LINES, output: str = "short-iso") -> str:
-    """The unit's last ``lines`` journal lines, every argument quoted; journalctl's own complaints
-    ("No journal files were found.") are kept, they explain an empty journal."""
-    argv = ["journalctl", "-u", unit_file_name(unit), "-n", str(lines), "--no-pager", "-o", output]
-    return shlex.join(argv) + " 2>&1"
+    """The unit's last ``lines`` journal lines but Go's goroutine dumps, every argument quoted;
+    journalctl's own complaints ("No journal files were found.") are kept, they explain an empty
+    journal."""
+    argv = ["journalctl", "-u", unit_file_name(unit), "-n", str(GOROUTINE_DUMP_SCAN), "--no-pager", "-o", output]
+    # where the program's message begins: after "unit[pid]: " (a line starting with blanks is
+    # journalctl's continuation of a multi-line message, kept), or at the start with -o cat
+    begins = "^" if output == "cat" else r"\]: "
+    drop = shlex.join(["grep", "-v", "-E", begins + _GOROUTINE_DUMP])
+    return f"{shlex.join(argv)} 2>&1 | {drop} | tail -n {int(lines)}"
 
 
 def parse_journal(text: str | Iterable[str]) -> list[JournalLine]:

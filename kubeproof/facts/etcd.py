@@ -23,6 +23,7 @@ from kubeproof.diagnosis import journal_command, render_service_journal
 from kubeproof.facts import Fact, ParseError, Raw
 from kubeproof.inventory import Cluster, HostSpec
 from kubeproof.session import fact_set
+from kubeproof.versions import declares_etcd_v2
 
 # ----------------------------------------------------------------------------- env files and units
 
@@ -760,7 +761,10 @@ def etcd_exposure(cluster: Cluster, peer: HostSpec) -> Fact[dict[str, PortAnswer
 
 @fact_set("etcd", groups=("ETCD", "SEC"))
 def etcd_member_facts(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
-    return [etcd_layout, etcd_service, etcdctl_health(host)]
+    facts: list[Fact[Any]] = [etcd_layout, etcd_service, etcdctl_health(host)]
+    if declares_etcd_v2(cluster.versions.etcd, cluster.versions.flannel):
+        facts.append(etcdctl_cluster_health(host))  # ETCD-07 asks for v2 health where the member speaks it
+    return facts
 
 
 @fact_set("all", groups=("ETCD",), peer=True)

@@ -198,7 +198,10 @@ def binary_versions(name: str, binaries: tuple[str, ...]) -> Fact[dict[str, str]
         "p=" + shlex.quote(layout.K8S_BIN) + '/"$b"; '
         'if [ ! -x "$p" ]; then printf \'%s\\tmissing\\n\' "$b"; '
         'elif [ "$b" = kubectl ]; then printf \'%s\\t%s\\n\' "$b" "$("$p" version --client 2>&1 | head -n1)"; '
-        'else printf \'%s\\t%s\\n\' "$b" "$("$p" --version 2>&1 | head -n1)"; fi; done'
+        # the version is on stdout; some releases log to stderr first (v1.19's kube-scheduler:
+        # "Registering SelectorSpread plugin"), which is kept only when stdout says nothing
+        'else v=$("$p" --version 2>/dev/null | head -n1); [ -n "$v" ] || v=$("$p" --version 2>&1 | tail -n1); '
+        'printf \'%s\\t%s\\n\' "$b" "$v"; fi; done'
     )
     return Fact("versions:" + name, script, parse_binary_versions)
 
@@ -501,6 +504,10 @@ etcd_health = Fact(
 # ----------------------------------------------------------------------------- token.csv in use
 
 
+# apiserver's authorization refusal: `... is forbidden: User "kubelet-bootstrap" cannot create ...`
+_FORBIDDEN_USER = re.compile(r'is forbidden: User "([^"]+)" cannot ')
+
+
 @dataclass(frozen=True)
 class TokenReview:
     """Who the apiserver says the first token.csv token is (a SelfSubjectReview made with it)."""
@@ -524,8 +531,14 @@ def parse_self_subject_review(raw: Raw) -> TokenReview:
     status = document.get("status") if isinstance(document, dict) else None
     user = (status.get("userInfo") if isinstance(status, dict) else None) or {}
     if answer.status != 201 or not user:
-        message = document.get("message", "") if isinstance(document, dict) else document
-        return TokenReview(answer.status, None, (), str(message)[:200])
+        message = str(document.get("message", "") if isinstance(document, dict) else document)
+        forbidden = _FORBIDDEN_USER.search(message) if answer.status == 403 else None
+        if forbidden:
+            # Authenticated, not authorized: a release without SelfSubjectReview (GA in v1.28, so
+            # not on the guide's v1.19) answers the token's user with 403 naming them; a token
+            # the apiserver does not accept gets 401. The groups are not said.
+            return TokenReview(answer.status, forbidden.group(1), (), message[:200])
+        return TokenReview(answer.status, None, (), message[:200])
     return TokenReview(answer.status, user.get("username"), tuple(user.get("groups") or ()))
 
 

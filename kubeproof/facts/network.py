@@ -21,6 +21,7 @@ from kubeproof.facts import Fact, ParseError, Raw
 from kubeproof.facts.etcd import parse_env_file, service_fact
 from kubeproof.inventory import Cluster, HostSpec
 from kubeproof.session import fact_set
+from kubeproof.versions import declares_etcd_v2
 
 FLANNEL_DEVICE = "flannel.1"  # flannel.<VNI>; the guide's VNI is the default, 1
 FLANNEL_PREFIX = "/coreos.com/network"
@@ -452,3 +453,10 @@ def network_facts(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
         flanneld_service,
         flanneld_version,
     ]
+
+
+@fact_set("etcd", groups=("FLANNEL",))
+def flannel_v2_facts(cluster: Cluster, host: HostSpec) -> list[Fact[Any]]:
+    """A flanneld before v0.18 keeps its config and leases under the etcd v2 keys API, read on a
+    member: gathered there ahead when the cluster file declares such a release."""
+    return [flannel_v2_keys(host)] if declares_etcd_v2(None, cluster.versions.flannel) else []

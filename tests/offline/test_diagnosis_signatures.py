@@ -219,7 +219,8 @@ def test_error_lines_are_the_marked_ones_and_the_last() -> None:
 
 
 def test_journal_command_quotes_its_unit() -> None:
-    assert journal_command("etcd") == "journalctl -u etcd.service -n 200 --no-pager -o short-iso 2>&1"
+    assert journal_command("etcd").startswith("journalctl -u etcd.service -n 20000 --no-pager -o short-iso 2>&1 | ")
+    assert journal_command("etcd").endswith(" | tail -n 200")
     assert "'it'\"'\"'s.service'" in journal_command("it's")
     assert journal_command("etcd.service") in service_fact("etcd.service", "ETCD_[A-Z]*").command
 
@@ -425,3 +426,41 @@ def test_a_run_started_by_hand_is_not_explained_by_the_runs_before_it() -> None:
     lines = explain.render_service_journal("kube-proxy.service", "kube-proxy.service: active", by_hand)
     assert lines[1] == "no known signature matched; last own lines:", lines
     assert not any("IPVS" in line for line in lines)
+
+
+# v1.19.16's kubelet on the lab with cgroupDriver systemd beside docker's cgroupfs: its fatal line,
+# then Go's dump of every goroutine (about 1,800 lines per crash; a few of each kind here)
+_KUBELET = "2026-12-06T02:52:24+0000 node02 kubelet[18871]: "
+KUBELET_FATAL_DUMP = "".join(
+    line + "\n"
+    for line in (
+        _KUBELET + "I1206 02:52:24.051785   18871 docker_service.go:257] Docker cri networking managed by "
+        "kubernetes.io/no-op",
+        _KUBELET + "F1206 02:52:24.062211   18871 server.go:265] failed to run Kubelet: misconfiguration: kubelet "
+        'cgroup driver: "systemd" is different from docker cgroup driver: "cgroupfs"',
+        _KUBELET + "goroutine 1 [running]:",
+        _KUBELET + "k8s.io/kubernetes/vendor/k8s.io/klog/v2.stacks(0xc000010001, 0xc000b8e000, 0xab, 0xff)",
+        _KUBELET + "\tk8s.io/klog/v2@v2.2.0/klog.go:996 +0xb9",
+        _KUBELET + "net/http.(*persistConn).Read(0x1e729b8b900, {0x1e729c12000?, 0x3faf0a0?})",
+        _KUBELET + "\tnet/http/transport.go:2174 +0x47",
+        _KUBELET + "created by net/http.(*Transport).dialConn in goroutine 697",
+        _KUBELET + "...additional frames elided...",
+        _KUBELET + "goroutine 699 [select]:",
+        "2026-12-06T02:52:24+0000 node02 systemd[1]: kubelet.service: Main process exited, code=exited, "
+        "status=255/EXCEPTION",
+        "  a continuation line of a multi-line message (journalctl indents it): kept",
+    )
+)
+
+
+def test_journal_command_drops_a_goroutine_dump_and_keeps_the_fatal_line() -> None:
+    """The filter journal_command runs on the host, run here by the nodes' /bin/sh on the lab's lines."""
+    command = journal_command("kubelet", 4)
+    pipeline = command.split(" | ", 1)[1]  # what follows journalctl
+    done = subprocess.run(["sh", "-c", pipeline], input=KUBELET_FATAL_DUMP, capture_output=True, text=True, check=True)
+    kept = done.stdout.splitlines()
+    assert len(kept) == 4, kept
+    assert "failed to run Kubelet: misconfiguration: kubelet cgroup driver" in kept[1]
+    assert kept[2].endswith("status=255/EXCEPTION") and kept[3].startswith("  a continuation line")
+    own = [line.message for line in error_lines(parse_journal(kept[:3]))]
+    assert own and own[-1].startswith("F1206 02:52:24.062211"), own
