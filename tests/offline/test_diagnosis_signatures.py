@@ -462,5 +462,5 @@ def test_journal_command_drops_a_goroutine_dump_and_keeps_the_fatal_line() -> No
     assert len(kept) == 4, kept
     assert "failed to run Kubelet: misconfiguration: kubelet cgroup driver" in kept[1]
     assert kept[2].endswith("status=255/EXCEPTION") and kept[3].startswith("  a continuation line")
-    own = [line.message for line in error_lines(parse_journal(kept[:3]))]
-    assert own and own[-1].startswith("F1206 02:52:24.062211"), own
+    own = [line.message for line in error_lines(own_lines(parse_journal(kept[:3])))]
+    assert len(own) == 1 and own[0].startswith("F1206 02:52:24.062211"), own
