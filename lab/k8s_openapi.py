@@ -19,7 +19,7 @@ import subprocess
 from pathlib import Path
 
 from kubeproof.lab.errors import LabError
-from kubeproof.lab.go_build import STAGING_PREFIX, GoWrapper, wrapper_environment
+from kubeproof.lab.go_build import STAGING_PREFIX, GoWrapper, wait_for_foreign_go_builds, wrapper_environment
 from kubeproof.lab.progress import Progress, run_logged
 from kubeproof.lab.recipes import K8S_MODULE, K8S_SOURCE_DIR, OPENAPI_EXCLUDED_MODULES, OPENAPI_GEN_PACKAGE
 
@@ -101,6 +101,7 @@ def ensure_openapi(wrapper: GoWrapper, go: str, work: Path, progress: Progress) 
     environment = wrapper_environment(wrapper, cgo=False)
     generator = work / "out" / "openapi-gen"
     generator.parent.mkdir(exist_ok=True)
+    wait_for_foreign_go_builds(progress)
     with progress.step(f"generate {OUTPUT_PACKAGE} (openapi-gen, as the release's Makefile does)"):
         run_logged(
             [go, "build", "-trimpath", "-o", str(generator), OPENAPI_GEN_PACKAGE],

@@ -123,7 +123,7 @@ ETCD_3_3_27_PINS: Mapping[str, str] = {
     "github.com/mattn/go-runewidth": "v0.0.2",
     "github.com/matttproud/golang_protobuf_extensions": "v1.0.2-0.20181231171920-c182affec369",
     "github.com/modern-go/concurrent": "v0.0.0-20180306012644-bacd9c7ef1dd",
-    "github.com/modern-go/reflect2": "v1.0.1",
+    "github.com/modern-go/reflect2": "v1.0.2",  # glide.lock: v1.0.1, which crashes with Go >= 1.18 (REFLECT2_FIX)
     "github.com/olekukonko/tablewriter": "v0.0.0-20170122224234-a0225b3f23b5",
     "github.com/prometheus/client_golang": "v0.9.0-pre1.0.20171005112915-5cec1d0429b0",
     "github.com/prometheus/client_model": "v0.0.0-20170216185247-6f3806018612",
@@ -152,11 +152,20 @@ ETCD_3_3_27_PINS: Mapping[str, str] = {
     "sigs.k8s.io/yaml": "v1.1.0",
 }
 
+# reflect2 v1.0.1 calls reflect.mapiterinit with the signature of Go <= 1.17 (go:linkname); built with
+# a later Go, json-iterator crashes on its first map it encodes (seen: the v1.19.16 kube-apiserver
+# panicked in reflect2.(*UnsafeMapIterator).HasNext serving a ConfigMap to curl, i.e. pretty-printed).
+# v1.0.2 is the release that fixed it for Go 1.18, with the same API; every guide release pins v1.0.1.
+REFLECT2_FIX: Mapping[str, str] = {"github.com/modern-go/reflect2": "github.com/modern-go/reflect2@v1.0.2"}
+
 # Fixes a release needs to build from its modules today, per stack: old path -> replacement.
 K8S_EXTRA_REPLACES: Mapping[str, Mapping[str, str]] = {
-    # vbom.ml is gone and the module proxy refuses vbom.ml/util; the same commit lives on as
-    # github.com/fvbommel/util (k8s.io/kubectl v0.19.16 imports vbom.ml/util/sortorder).
-    "guide": {"vbom.ml/util": "github.com/fvbommel/util@v0.0.0-20160121211510-db5cfe13f5cc"},
+    "guide": {
+        # vbom.ml is gone and the module proxy refuses vbom.ml/util; the same commit lives on as
+        # github.com/fvbommel/util (k8s.io/kubectl v0.19.16 imports vbom.ml/util/sortorder).
+        "vbom.ml/util": "github.com/fvbommel/util@v0.0.0-20160121211510-db5cfe13f5cc",
+        **REFLECT2_FIX,
+    },
 }
 
 
@@ -468,7 +477,7 @@ def flannel_wrapper(stack: Stack) -> GoWrapper:
             # go 1.17 would make tidy check go 1.16 compatibility, which v0.17.0's graph fails.
             go_directive="1.22",
             requires={stack.flannel_module: stack.flannel},
-            replaces={},
+            replaces=dict(REFLECT2_FIX),  # v0.17.0 requires reflect2 v1.0.1 (through json-iterator)
             binaries=(binary,),
             copy_replaces_from=f"{stack.flannel_module}@{stack.flannel}",
             toolchain=stack.toolchain("flannel"),

@@ -34,6 +34,7 @@ from kubeproof.lab.recipes import (
     ETCD_3_3_27_PINS,
     K8S_SOURCE_DIR,
     OPENAPI_GEN_PACKAGE,
+    REFLECT2_FIX,
     binary_artifacts,
     etcd_wrapper,
     flannel_wrapper,
@@ -196,6 +197,8 @@ def test_guide_kubernetes_recipe() -> None:
     assert wrapper.copy_replaces_from == "k8s.io/kubernetes@v1.19.16"
     assert wrapper.staging_version == "v0.19.16"
     assert wrapper.replaces["vbom.ml/util"].startswith("github.com/fvbommel/util@")
+    # reflect2 v1.0.1 (pinned by v1.19.16) crashes on map encoding with Go >= 1.18
+    assert wrapper.replaces["github.com/modern-go/reflect2"] == "github.com/modern-go/reflect2@v1.0.2"
     assert wrapper.replaces["k8s.io/kubernetes"] == f"./{K8S_SOURCE_DIR}"
     assert wrapper.source_copies == {K8S_SOURCE_DIR: "k8s.io/kubernetes@v1.19.16"}
     assert OPENAPI_GEN_PACKAGE in wrapper.tools_go()
@@ -211,9 +214,11 @@ def test_guide_etcd_and_flannel_recipes() -> None:
     assert etcd is not None and etcd.requires == {"github.com/coreos/etcd": "v3.3.27+incompatible"}
     assert etcd.replaces == {path: f"{path}@{version}" for path, version in ETCD_3_3_27_PINS.items()}
     assert [b.package for b in etcd.binaries] == ["github.com/coreos/etcd", "github.com/coreos/etcd/etcdctl"]
+    assert etcd.replaces["github.com/modern-go/reflect2"] == "github.com/modern-go/reflect2@v1.0.2"
     assert etcd_wrapper(TODAY) is None  # Debian's etcd
     flannel = flannel_wrapper(GUIDE)
     assert flannel.copy_replaces_from == "github.com/flannel-io/flannel@v0.17.0"
+    assert flannel.replaces == REFLECT2_FIX
     assert "-X github.com/flannel-io/flannel/version.Version=v0.17.0" in flannel.binaries[0].ldflags
 
 
