@@ -15,7 +15,6 @@ and the lock's "stacks" -> <name> list.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -101,15 +100,9 @@ def run_version(binary: Path, artifact: Artifact) -> str:
     """Run the artifact's version command; return its output (stdout and stderr)."""
     if artifact.version_argv is None:
         return ""
-    environment = {**os.environ, **dict(artifact.version_env)}
     try:
         result = subprocess.run(
-            [str(binary), *artifact.version_argv],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=environment,
-            check=False,
+            [str(binary), *artifact.version_argv], capture_output=True, text=True, timeout=60, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise LabError(f"{artifact.name}: cannot run {binary} {' '.join(artifact.version_argv)}: {exc}") from exc

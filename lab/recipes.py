@@ -180,7 +180,6 @@ class Artifact:
     version_argv: tuple[str, ...] | None  # arguments that print the version
     version_text: str | None  # what that output must contain
     no_version_reason: str | None = None  # why there is no version option, if none
-    version_env: tuple[tuple[str, str], ...] = ()  # extra environment of the version command
 
 
 # ----------------------------------------------------------------------------- where
