@@ -36,6 +36,7 @@ from kubeproof.lab.settings import (
     artifacts_dir,
 )
 from kubeproof.lab.ssh_material import connect
+from kubeproof.lab.stacks import DEFAULT_STACK, STACKS, stack_by_name
 
 EXIT_USAGE_OR_FIXABLE = 2
 EXIT_INTERRUPTED = 130
@@ -97,10 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
         "remote_command", nargs=argparse.REMAINDER, help="optional command to run instead of a shell"
     )
     artifacts_parser = commands.add_parser(
-        "artifacts", help="build or verify the artifacts under $KUBEPROOF_CACHE/artifacts"
+        "artifacts", help="build or verify a stack's artifacts under $KUBEPROOF_CACHE/artifacts"
     )
     artifacts_parser.add_argument(
-        "--update-lock", action="store_true", help="write the measured sha256 values into lab/artifacts.lock.json"
+        "--update-lock",
+        action="store_true",
+        help="write the measured sha256 values into lab/artifacts.lock.json (the stack's entries only)",
+    )
+    artifacts_parser.add_argument(
+        "--stack",
+        default=DEFAULT_STACK,
+        metavar="NAME",
+        help=f"which stack to build: {', '.join(STACKS)} (default {DEFAULT_STACK}); a stack other than the"
+        " default lives under $KUBEPROOF_CACHE/artifacts/stacks/NAME",
     )
     commands.add_parser("images", help="build the offline pod images if missing and load them into every node")
     return parser
@@ -130,7 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         if command == "ssh":
             return open_ssh(settings, arguments.node, list(arguments.remote_command))
         if command == "artifacts":
-            build_artifacts(Docker.connect(), progress, update_lock=arguments.update_lock)
+            stack = stack_by_name(arguments.stack)
+            # Docker builds the pod images; another stack copies the default stack's when they exist.
+            docker = Docker.connect() if stack.default else None
+            build_artifacts(docker, progress, update_lock=arguments.update_lock, stack=stack)
             return 0
         if command == "images":
             docker = Docker.connect()

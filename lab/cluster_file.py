@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubeproof.lab.settings import NodeSpec
+from kubeproof.lab.stacks import STACKS, Stack, default_stack
 
-# What the lab deploys; versions match lab/artifacts.lock.json.
-KUBERNETES_VERSION = "v1.34.4"
-ETCD_VERSION = "3.4.23"
-FLANNEL_VERSION = "v0.28.10"
-CRI_DOCKERD_VERSION = "0.3.17"
+# What the lab deploys by default (the `today` stack); versions match lab/artifacts.lock.json.
+# Aliases kept for the modules that import them; the stack data in lab.stacks is the source.
+KUBERNETES_VERSION = STACKS["today"].kubernetes
+ETCD_VERSION = STACKS["today"].etcd
+FLANNEL_VERSION = STACKS["today"].flannel
+CRI_DOCKERD_VERSION = STACKS["today"].cri_dockerd or ""
 PAUSE_IMAGE = "kubeproof/pause:3.10"
 TEST_IMAGE = "kubeproof/testbox:1"
 
@@ -31,6 +33,7 @@ class ClusterFileInputs:
     profile: str = "seed"
     ssh_user: str = "root"
     ssh_sudo: bool = False  # every command under `sudo -n` (the vagrant login)
+    stack: Stack = field(default_factory=default_stack)
 
 
 def _scalar(value: str) -> str:
@@ -61,11 +64,7 @@ def render_cluster_file(inputs: ClusterFileInputs) -> str:
         "  # declared, never a silent switch; this machine's kernel has no ip_vs",
         "  kube_proxy_mode: iptables",
         "  load_balancer_addresses: []",
-        "versions:",
-        f"  kubernetes: {KUBERNETES_VERSION}",
-        f"  etcd: {ETCD_VERSION}",
-        f"  flannel: {FLANNEL_VERSION}",
-        f"  cri_dockerd: {CRI_DOCKERD_VERSION}",
+        *_versions_lines(inputs.stack),
         "ssh:",
         f"  user: {_scalar(inputs.ssh_user)}",
         *(["  sudo: true"] if inputs.ssh_sudo else []),
@@ -80,3 +79,23 @@ def render_cluster_file(inputs: ClusterFileInputs) -> str:
         "  sync: host-kernel",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _versions_lines(stack: Stack) -> list[str]:
+    """The versions section; a stack other than the default names itself and its settings in comments."""
+    lines = []
+    if not stack.default:
+        lines.append(f"# stack {stack.name}: {stack.description}")
+    lines += [
+        "versions:",
+        f"  kubernetes: {stack.kubernetes}",
+        f"  etcd: {stack.etcd}",
+        f"  flannel: {stack.flannel}",
+    ]
+    if stack.cri_dockerd is None:
+        lines.append("  # no cri_dockerd: the kubelet talks to docker through its built-in dockershim")
+    else:
+        lines.append(f"  cri_dockerd: {stack.cri_dockerd}")
+    for setting in stack.settings:
+        lines.append(f"  # {setting.component} {setting.key}: {setting.value} -- {setting.reason}")
+    return lines
