@@ -25,8 +25,10 @@ from kubeproof.bootstrap.render import (
 )
 from kubeproof.inventory import Cluster, HostSpec
 from kubeproof.versions import (
+    DOCKERSHIM_REMOVED,
     KUBELET_NO_SWAP_BEHAVIOR,
     KUBELET_REFUSES_CGROUP_V1,
+    KUBELET_WEBSOCKETS_TO_CRI,
     UNKNOWN,
     Version,
     kubelet_uses_dockershim,
@@ -140,6 +142,12 @@ def kubelet_config(
         why = (
             f"# failCgroupV1: false: this host runs cgroup v1 (/sys/fs/cgroup is not cgroup2fs), which kubelet\n"
             f"# {version.v} refuses unless told (default true since v1.35; the field exists since v1.31).\n"
+        )
+    if version is not None and version >= KUBELET_WEBSOCKETS_TO_CRI and version >= DOCKERSHIM_REMOVED:
+        document["featureGates"] = {"ExtendWebSocketsToKubelet": False}
+        why += (
+            f"# featureGates ExtendWebSocketsToKubelet: false: kubelet {version.v} would dial cri-dockerd's streaming\n"
+            "# URL, which has no scheme, over https, and kubectl exec/attach fail (kubeproof.versions).\n"
         )
     return HEADER + why + yaml.safe_dump(document, sort_keys=False)
 

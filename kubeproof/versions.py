@@ -77,6 +77,13 @@ DOCKERSHIM_REMOVED = Version(1, 24)
 # (pkg/kubelet/apis/config/v1beta1/defaults.go), so from v1.35 a cgroup v1 host needs it set.
 KUBELET_FAIL_CGROUP_V1_FIELD = Version(1, 31)
 KUBELET_REFUSES_CGROUP_V1 = Version(1, 35)
+# ExtendWebSocketsToKubelet, beta and on by default from v1.36 (pkg/features/kube_features.go of
+# v1.37.2): the kubelet then translates exec/attach WebSocket streams itself
+# (pkg/kubelet/server/server.go, translator.NewStreamTranslatorHandler) and dials the streaming URL
+# the CRI returns; cri-dockerd returns one without a scheme ("//[::]:42059/cri/exec/..."), dialled
+# over https: "http: server gave HTTP response to HTTPS client" on the lab (v1.37.2, cri-dockerd
+# 0.3.17). With the gate off the kubelet does not advertise it and the apiserver translates.
+KUBELET_WEBSOCKETS_TO_CRI = Version(1, 36)
 # memorySwap.swapBehavior "NoSwap": absent in k8s.io/kubelet v0.29.10, present in v0.30.0.
 KUBELET_NO_SWAP_BEHAVIOR = Version(1, 30)
 

@@ -126,7 +126,7 @@ NEWEST = Stack(
     kubernetes="v1.37.2",
     etcd="3.6.17",
     flannel="v0.28.10",
-    cri_dockerd="0.4.0",
+    cri_dockerd="0.3.17",
     etcd_source="module",
     flannel_etcd_api="v3",
     flannel_module="github.com/flannel-io/flannel",
@@ -145,7 +145,9 @@ NEWEST = Stack(
         " the machine's go builds it",
         "etcd 3.6.17 is the newest 3.6 release the proxy serves (3.7 exists; the issue asks for 3.5 or 3.6)",
         "flannel v0.28.10 is the newest flannel release the proxy serves (the same as today's)",
-        "cri-dockerd v0.4.0 is the newest release the proxy serves (CRI v1)",
+        "cri-dockerd 0.3.17, not v0.4.0 (the newest the proxy serves): 0.4.0 refuses docker's API below 1.42"
+        " (libdocker/client.go MinimumDockerAPIVersion; on the lab: 'docker API version is older than 1.42.0'),"
+        " and the nodes run Debian bookworm's docker.io 20.10.24 (API 1.41); no 0.3 release after 0.3.17 is served",
     ),
 )
 

@@ -94,7 +94,7 @@ def test_what_each_stack_pins() -> None:
         "v1.37.2",
         "3.6.17",
         "v0.28.10",
-        "0.4.0",
+        "0.3.17",
     )
     assert not TODAY.uses_dockershim and TODAY.flannel_etcd_api == NEWEST.flannel_etcd_api == "v3"
     for stack in STACKS.values():
@@ -146,7 +146,7 @@ def test_official_tarball_layout_per_stack() -> None:
     assert "cri-dockerd" not in guide
     newest = {artifact.name: artifact for artifact in binary_artifacts(NEWEST)}
     assert newest["etcdutl"].path == "etcd-v3.6.17-linux-amd64/etcdutl"
-    assert newest["cri-dockerd"].source == "github.com/Mirantis/cri-dockerd@v0.4.0"
+    assert newest["cri-dockerd"].source == "github.com/Mirantis/cri-dockerd@v0.3.17"
     assert newest["etcd"].source == "go.etcd.io/etcd/server/v3@v3.6.17"
     assert guide["etcd"].source == "github.com/coreos/etcd@v3.3.27+incompatible"
 
@@ -167,7 +167,7 @@ def test_version_texts_per_stack() -> None:
     assert newest["kubectl"] == (("version", "--client"), "Client Version: v1.37.2")
     assert newest["etcdctl"] == (("version",), "etcdctl version: 3.6.17")
     assert newest["etcdutl"] == (("version",), "etcdutl version: 3.6.17")
-    assert newest["cri-dockerd"] == (("--version",), "cri-dockerd 0.4.0")
+    assert newest["cri-dockerd"] == (("--version",), "cri-dockerd 0.3.17")
     assert texts("today") == {a.name: (a.version_argv, a.version_text) for a in versioned_artifacts()}
 
 
@@ -334,5 +334,5 @@ def test_cluster_files_of_other_stacks_parse_and_say_why() -> None:
     assert "dockershim" in _cluster_text("guide")
     newest_text = _cluster_text("newest")
     newest = parse_cluster_text(newest_text)
-    assert newest.versions.kubernetes == "v1.37.2" and newest.versions.cri_dockerd == "0.4.0"
+    assert newest.versions.kubernetes == "v1.37.2" and newest.versions.cri_dockerd == "0.3.17"
     assert "# kubelet failCgroupV1: false -- this machine runs cgroup v1" in newest_text

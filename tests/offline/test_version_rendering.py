@@ -283,6 +283,12 @@ def test_kubelet_config_per_release_and_cgroup_version(cluster: Cluster) -> None
     old_swap = config(Version(1, 19, 16), cgroup_v1=True, swap=True)[1]
     assert old_swap["failSwapOn"] is False and "memorySwap" not in old_swap
     assert config(Version(1, 37, 2), cgroup_v1=True, swap=True)[1]["memorySwap"] == {"swapBehavior": "NoSwap"}
+    # from v1.36 the kubelet would translate exec streams itself and dial cri-dockerd's scheme-less
+    # streaming URL over https (kubectl exec failed on the lab with v1.37.2): the gate goes off there only
+    assert newest_v1["featureGates"] == {"ExtendWebSocketsToKubelet": False}
+    assert "# featureGates ExtendWebSocketsToKubelet: false" in text
+    assert "featureGates" not in config(Version(1, 35, 4), cgroup_v1=True)[1]
+    assert "featureGates" not in config(TODAY, cgroup_v1=True)[1]
 
 
 def test_etcd_v2_api_only_where_flannel_reads_it(cluster: Cluster) -> None:
