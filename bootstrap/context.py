@@ -43,20 +43,16 @@ class RunContext:
 
     def binary(self, key: str) -> BinaryInfo:
         with self._lock:
-            info = self._binaries.get(key)
-            if info is None:
-                info = binary_info(self.artifacts, key, self.state.cache)
-                self._binaries[key] = info
-            return info
+            if key not in self._binaries:
+                self._binaries[key] = binary_info(self.artifacts, key, self.state.cache)
+            return self._binaries[key]
 
     def version(self, key: str) -> Version:
         """The release of an artifact, read from the artifact itself (see artifacts.binary_version)."""
         with self._lock:
-            version = self._versions.get(key)
-            if version is None:
-                version = binary_version(self.artifacts, key, self.state.cache)
-                self._versions[key] = version
-            return version
+            if key not in self._versions:
+                self._versions[key] = binary_version(self.artifacts, key, self.state.cache)
+            return self._versions[key]
 
     def api(self) -> KubeApi:
         """The API client, made on first use (after preflight: pki_dir is then the one the run renders from)."""

@@ -90,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead of the guide's lab, N light hosts (systemd and sshd, no docker) on a network of their own,"
         " for the host-level groups at scale; give it a --name of its own (e.g. --name scale)",
     )
+    up_parser.add_argument(
+        "--stack",
+        default=DEFAULT_STACK,
+        metavar="NAME",
+        help=f"the releases the lab's cluster file names and the installer deploys: {', '.join(STACKS)}"
+        f" (default {DEFAULT_STACK}; docs/STACKS.md); built from their Go modules when missing. A lab"
+        " keeps its stack: `lab down` first to change it",
+    )
     commands.add_parser("down", help="remove everything the lab created (selected by label)")
     commands.add_parser("status", help="each node's state, address and whether SSH answers")
     ssh_parser = commands.add_parser("ssh", help="open a shell on a node (OpenSSH with the lab's ssh_config)")
@@ -130,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             scale=getattr(arguments, "scale", 0),
         )
         if command == "up":
-            up(settings, progress, mirror=arguments.mirror)
+            up(settings, progress, mirror=arguments.mirror, stack=stack_by_name(arguments.stack))
             return 0
         if command == "down":
             down(settings, progress)

@@ -18,6 +18,7 @@ from typing import Any
 
 import paramiko
 
+from kubeproof.inventory import load_cluster_file
 from kubeproof.lab.artifacts import build_artifacts, missing_artifacts
 from kubeproof.lab.cluster_file import ClusterFileInputs, render_cluster_file
 from kubeproof.lab.dockercli import Docker
@@ -25,6 +26,7 @@ from kubeproof.lab.errors import LabError
 from kubeproof.lab.node_image import ensure_node_image, node_image_tag
 from kubeproof.lab.pod_images import ensure_pod_image_tarballs, load_pod_images
 from kubeproof.lab.progress import Progress
+from kubeproof.lab.recipes import stack_artifacts_dir
 from kubeproof.lab.settings import (
     LAB_LABEL,
     LOGIN_LABEL,
@@ -47,6 +49,7 @@ from kubeproof.lab.ssh_material import (
     run_remote,
     write_public_file,
 )
+from kubeproof.lab.stacks import Stack, default_stack
 
 # Node containers run without --privileged (it fails where CAP_SYS_RESOURCE is outside the
 # bounding set): every capability Docker knows except SYS_RESOURCE and SYS_TIME. SYS_TIME stays out
@@ -329,26 +332,45 @@ def render_lab_ssh_config(settings: LabSettings) -> str:
 # ----------------------------------------------------------------------------- up
 
 
-def up(settings: LabSettings, progress: Progress, *, mirror: str | None = None) -> Path:
+def check_same_stack(settings: LabSettings, stack: Stack) -> None:
+    """An existing lab keeps the stack it was brought up with: its cluster file names its releases."""
+    if not settings.cluster_file.is_file():
+        return
+    declared = load_cluster_file(settings.cluster_file).versions
+    if (declared.kubernetes, declared.etcd) != (stack.kubernetes, stack.etcd):
+        raise LabError(
+            f"lab {settings.name!r} runs Kubernetes {declared.kubernetes} and etcd {declared.etcd}"
+            f" ({settings.cluster_file}), not stack {stack.name!r} ({stack.kubernetes}, etcd {stack.etcd}):"
+            f" `lab down` first to change stacks (etcd's data and the installed binaries are that stack's)"
+        )
+
+
+def up(settings: LabSettings, progress: Progress, *, mirror: str | None = None, stack: Stack | None = None) -> Path:
     """Create or reuse the lab; settings.login None keeps the login an existing lab has (root when new).
 
     mirror: the Debian mirror, needed only when the node rootfs is not cached (see debian_mirror).
+    stack: the releases the cluster file names and the installer deploys (default: today's); a lab
+    that was brought up with another stack is refused (its etcd data and binaries are that stack's).
     """
     started = time.monotonic()
+    stack = stack or default_stack()
     docker = Docker.connect()
     with progress.step("node image"):
         image = ensure_node_image(docker, progress, mirror)
         progress.say(f"  {image}")
-    with progress.step("artifacts"):
-        missing = missing_artifacts()
+    with progress.step(f"artifacts of stack {stack.name}"):
+        missing = missing_artifacts(stack=stack)
         if missing:
             progress.say(f"  missing: {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}")
-            build_artifacts(docker, progress)
+            # Docker builds the pod images of the default stack; another stack copies them
+            build_artifacts(docker if stack.default else None, progress, stack=stack)
         else:
-            progress.say(f"  present in {artifacts_dir()}")
+            progress.say(f"  present in {stack_artifacts_dir(stack)}")
     with progress.step("check for conflicts"):
         network = check_network_conflicts(docker, settings)
         containers = check_container_conflicts(docker, settings)
+        if containers:
+            check_same_stack(settings, stack)
         settings = choose_login(settings, recorded_login([*([network] if network else []), *containers.values()]))
         progress.say(f"  login: {settings.ssh_user}{' (sudo)' if settings.sudo else ''}")
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -387,9 +409,10 @@ def up(settings: LabSettings, progress: Progress, *, mirror: str | None = None) 
                 lab_name=settings.name,
                 nodes=nodes,
                 ssh_config=settings.ssh_config_file.name,
-                artifacts_dir=artifacts_dir(),
+                artifacts_dir=stack_artifacts_dir(stack),
                 ssh_user=settings.ssh_user,
                 ssh_sudo=settings.sudo,
+                stack=stack,
             )
         ),
     )

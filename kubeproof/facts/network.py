@@ -47,6 +47,17 @@ class FlannelLease:
         return f"{self.subnet} (PublicIP {self.public_ip})"
 
 
+def json_object(text: str, what: str) -> dict[str, Any]:
+    """``text`` as a JSON object, or a ParseError that says what it was."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise ParseError(f"{what} is not JSON: {text.strip()[:160]!r}") from None
+    if not isinstance(value, dict):
+        raise ParseError(f"{what} is not a JSON object: {text.strip()[:160]!r}")
+    return value
+
+
 def parse_lease(key: str, value: bytes | str) -> FlannelLease:
     """Parse a lease; the key names the subnet (`172.17.45.0-24`, `&<ipv6>` appended when dual-stack)."""
     name = key.rsplit("/", 1)[-1].split("&", 1)[0]
@@ -58,12 +69,7 @@ def parse_lease(key: str, value: bytes | str) -> FlannelLease:
     except ValueError as exc:
         raise ParseError(f"lease key {key!r}: {exc}") from None
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-    try:
-        attrs = json.loads(text)
-    except json.JSONDecodeError:
-        raise ParseError(f"lease {key!r} is not JSON: {text[:120]!r}") from None
-    if not isinstance(attrs, dict):
-        raise ParseError(f"lease {key!r} is not a JSON object")
+    attrs = json_object(text, f"lease {key!r}")
     backend = attrs.get("BackendData") or {}
     vni = backend.get("VNI") if isinstance(backend, dict) else None
     mac = backend.get("VtepMAC") if isinstance(backend, dict) else None
@@ -120,12 +126,7 @@ def _v2_node(body: str, what: str) -> dict[str, Any] | None:
     "node": {"key", "value", "dir", "nodes": [...], "modifiedIndex", "createdIndex"}}`, or
     `{"errorCode": 100, "message": "Key not found", "cause": "/coreos.com/network/config", "index": N}`.
     """
-    try:
-        answer = json.loads(body)
-    except json.JSONDecodeError:
-        raise ParseError(f"etcd v2 GET {what}: not JSON: {body.strip()[:160]!r}") from None
-    if not isinstance(answer, dict):
-        raise ParseError(f"etcd v2 GET {what}: unexpected answer {body.strip()[:160]!r}")
+    answer = json_object(body, f"etcd v2 GET {what}")
     if "errorCode" in answer:
         if answer.get("errorCode") == 100:
             return None
