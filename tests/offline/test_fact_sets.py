@@ -4,6 +4,7 @@ and which depend on the hosts that answer (gathered in prefetch's second round).
 from __future__ import annotations
 
 from kubeproof.checks import load_catalogue
+from kubeproof.fixtures.gathering import groups_of_node_ids
 from kubeproof.inventory import parse_cluster_text
 from kubeproof.probes import load_probes
 from kubeproof.session import FACT_SETS, facts_for_host
@@ -66,3 +67,16 @@ def test_peer_sets_are_exactly_those_that_depend_on_which_hosts_answer() -> None
         )
     ]
     assert sorted(moving) == sorted(entry.factory.__name__ for entry in FACT_SETS if entry.peer)
+
+
+def test_the_groups_of_node_ids_a_worker_reports() -> None:
+    """What the xdist controller gathers for: the groups of the rows a worker collected."""
+    ids = [
+        "kubeproof/suites/test_01_env.py::test_environment[ENV-04:fstab@node01]",
+        "kubeproof/suites/test_02_pki_etcd.py::test_pki_e[PKI-E-03@master01]",
+        "kubeproof/suites/test_11_security.py::test_sec[SEC-02@master01]",
+        "tests/test_mine.py::test_x[param]",  # a user's own test beside the suites: no group
+        "tests/test_mine.py::test_y",
+    ]
+    assert groups_of_node_ids(ids) == {"ENV", "PKI-E", "SEC"}
+    assert groups_of_node_ids([]) == frozenset()
