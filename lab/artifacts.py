@@ -14,10 +14,14 @@ and the lock's "stacks" -> <name> list.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -336,8 +340,48 @@ def build_artifacts(
     target: Path | None = None,
     stack: Stack | None = None,
 ) -> Path:
-    """Build or copy whatever is missing, verify versions and the lock, write MANIFEST.json."""
+    """Build or copy whatever is missing, verify versions and the lock, write MANIFEST.json.
+
+    One build of a stack at a time: a second process (a `lab up --stack` while the tests' background
+    build of that stack runs) waits for the first and then finds everything built.
+    """
     stack = stack or default_stack()
+    with stack_build_lock(stack, progress):
+        return _build_artifacts(docker, progress, update_lock=update_lock, target=target, stack=stack)
+
+
+BUILD_LOCK_NAME = ".artifacts.lock"
+
+
+@contextmanager
+def stack_build_lock(stack: Stack, progress: Progress) -> Iterator[None]:
+    root = stack_build_dir(stack)
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / BUILD_LOCK_NAME).open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            progress.say(f"  stack {stack.name}: waiting for the build {holder} runs")
+            started = time.monotonic()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            progress.say(f"  stack {stack.name}: that build ended after {time.monotonic() - started:.0f} s of waiting")
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build_artifacts(
+    docker: Docker | None, progress: Progress, *, update_lock: bool, target: Path | None, stack: Stack
+) -> Path:
     directory = target or stack_artifacts_dir(stack)
     directory.mkdir(parents=True, exist_ok=True)
     progress.say(f"  stack {stack.name}: kubernetes {stack.kubernetes}, etcd {stack.etcd}, flannel {stack.flannel}")

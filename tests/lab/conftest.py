@@ -16,6 +16,7 @@ from kubeproof.lab.labctl import cluster_file_if_up, up
 from kubeproof.lab.progress import Progress
 from kubeproof.lab.settings import LAB_NODES, LabSettings, NodeSpec
 from kubeproof.lab.ssh_material import RemoteResult, connect, run_remote
+from tests.lab.stack_builds import chosen_stacks, start_background_builds, stop_background_builds
 from tests.lab.suite_runner import REPO
 
 
@@ -89,3 +90,27 @@ def node_shells(lab_cluster_file: Path, lab_settings: LabSettings) -> Iterator[d
     yield shells
     for shell in shells.values():
         shell.client.close()
+
+
+# ----------------------------------------------------------------------------- the stacks' builds
+
+STACK_BUILDS = pytest.StashKey["subprocess.Popen[bytes]"]()
+STACKS_TEST_FILE = "test_70_stacks.py"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build test_70's stacks in the background while the lab tests before it run (tests.lab.stack_builds)."""
+    if session.config.option.collectonly or not any(STACKS_TEST_FILE in item.nodeid for item in session.items):
+        return
+    names = chosen_stacks()
+    if names:
+        session.config.stash[STACK_BUILDS] = start_background_builds(names)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    process = session.config.stash.get(STACK_BUILDS, None)
+    if process is not None:
+        ended = stop_background_builds(process)
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"background builds of the stacks: {ended}")

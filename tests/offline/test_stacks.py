@@ -7,7 +7,10 @@ ldflags and lock entries (warm caches and CI depend on them).
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,7 @@ from kubeproof.lab.artifacts import (
     compare_with_lock,
     load_lock,
     missing_artifacts,
+    stack_build_lock,
     versioned_artifacts,
     write_lock,
 )
@@ -30,6 +34,7 @@ from kubeproof.lab.cluster_file import ClusterFileInputs, render_cluster_file
 from kubeproof.lab.errors import LabError
 from kubeproof.lab.go_build import GoWrapper, upstream_replaces
 from kubeproof.lab.k8s_openapi import has_openapi_tag, tagged_packages
+from kubeproof.lab.progress import Progress
 from kubeproof.lab.recipes import (
     ETCD_3_3_27_PINS,
     K8S_SOURCE_DIR,
@@ -46,6 +51,7 @@ from kubeproof.lab.recipes import (
 )
 from kubeproof.lab.settings import LAB_NODES
 from kubeproof.lab.stacks import APPROVED_TOOLCHAIN, DEFAULT_STACK, LOCAL_TOOLCHAIN, STACKS, stack_by_name
+from tests.lab import stack_builds
 
 GUIDE, TODAY, NEWEST = STACKS["guide"], STACKS["today"], STACKS["newest"]
 
@@ -336,3 +342,58 @@ def test_cluster_files_of_other_stacks_parse_and_say_why() -> None:
     newest = parse_cluster_text(newest_text)
     assert newest.versions.kubernetes == "v1.37.2" and newest.versions.cri_dockerd == "0.3.17"
     assert "# kubelet failCgroupV1: false -- this machine runs cgroup v1" in newest_text
+
+
+def test_a_second_build_of_a_stack_waits_for_the_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """test_70's `lab up --stack` beside the background build: it waits, then goes on; never both at once."""
+    monkeypatch.setenv("KUBEPROOF_CACHE", str(tmp_path))
+    stack = STACKS["guide"]
+    said: list[str] = []
+    inside: list[str] = []
+    first_holds = threading.Event()
+    release_first = threading.Event()
+
+    class Recorder(Progress):
+        def say(self, message: str) -> None:
+            said.append(message)
+
+    def first() -> None:
+        with stack_build_lock(stack, Recorder()):
+            inside.append("first in")
+            first_holds.set()
+            release_first.wait(timeout=10)
+            inside.append("first out")
+
+    def second() -> None:
+        with stack_build_lock(stack, Recorder()):
+            inside.append("second in")
+
+    one = threading.Thread(target=first)
+    one.start()
+    assert first_holds.wait(timeout=10)
+    two = threading.Thread(target=second)
+    two.start()
+    deadline = time.monotonic() + 10
+    while not any("waiting for the build" in line for line in said) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert inside == ["first in"], inside
+    assert any(f"stack guide: waiting for the build pid {os.getpid()} runs" in line for line in said), said
+    release_first.set()
+    one.join(timeout=10)
+    two.join(timeout=10)
+    assert inside == ["first in", "first out", "second in"]
+    # the lock file is the stack's own, and says nobody holds it afterwards
+    lock = tmp_path / "build" / "stacks" / "guide" / ".artifacts.lock"
+    assert lock.read_text() == ""
+
+
+def test_the_lab_tests_stacks_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(stack_builds.ENVIRONMENT_VARIABLE, raising=False)
+    assert stack_builds.chosen_stacks() == ["guide", "newest"]
+    monkeypatch.setenv(stack_builds.ENVIRONMENT_VARIABLE, " newest ")
+    assert stack_builds.chosen_stacks() == ["newest"]
+    monkeypatch.setenv(stack_builds.ENVIRONMENT_VARIABLE, "none")
+    assert stack_builds.chosen_stacks() == []
+    monkeypatch.setenv(stack_builds.ENVIRONMENT_VARIABLE, "guide,today,old")
+    with pytest.raises(ValueError, match="today, old is not one of guide, newest"):
+        stack_builds.chosen_stacks()
