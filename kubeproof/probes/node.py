@@ -115,8 +115,21 @@ def kubeconfig_ca(ctx: HostContext, name: str) -> Observation:
         return ctx.observation(KUBERNETES_CA + " (embedded)")
     return ctx.observation(
         f"another CA ({embedded.subject}, sha256 {embedded.sha256_fingerprint[:16]})",
-        [f"Kubernetes CA: {expected.subject}, sha256 {expected.sha256_fingerprint[:16]}"],
+        [
+            f"Kubernetes CA: {expected.subject}, sha256 {expected.sha256_fingerprint[:16]}",
+            *_reader_diagnosis(ctx, name),
+        ],
     )
+
+
+# The kubeconfigs a running unit reads: when one is wrong, that unit's journal says what it does about it
+# (bootstrap.kubeconfig is read only while a kubelet bootstraps: its rows stay file checks).
+KUBECONFIG_READERS = {"kube-proxy.kubeconfig": "kube-proxy", "kubelet.kubeconfig": "kubelet"}
+
+
+def _reader_diagnosis(ctx: HostContext, name: str) -> list[str]:
+    unit = KUBECONFIG_READERS.get(name)
+    return [] if unit is None else unit_diagnosis(ctx, ctx.host, unit)
 
 
 @probe("bootstrap_token_source")
@@ -158,7 +171,8 @@ def kubeconfig_client_issuer(ctx: HostContext, name: str) -> Observation:
     summary = _kubeconfig(ctx, name)
     if not summary.present:
         return ctx.observation(f"({name} is absent)")
-    return ctx.observation(certificate_verdict(summary.client_cert_pem, kubernetes_ca_pem(ctx), "client certificate"))
+    verdict = certificate_verdict(summary.client_cert_pem, kubernetes_ca_pem(ctx), "client certificate")
+    return ctx.observation(verdict, [] if verdict == KUBERNETES_CA else _reader_diagnosis(ctx, name))
 
 
 @probe("kubelet_kubeconfig_origin")

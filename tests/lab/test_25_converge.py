@@ -24,19 +24,15 @@ import shlex
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import kubernetes.client
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from kubeproof import layout
 from tests.lab.etcd_commands import etcdctl_command
+from tests.lab.kubelet_faults import throwaway_ca
 from tests.lab.suite_runner import REPO, SuiteRun, run_suites
 from tests.lab.test_20_bootstrap import ApiClients, CliRun, api_clients, bootstrap, csr_body, record
 from tests.lab.test_41_faults_etcd_flannel import Lab as FaultLab
@@ -214,34 +210,13 @@ def test_the_bootstrap_binding_deleted(lab: Lab, converged: None, foreign: Forei
             bootstrap("apply", CLUSTER_FILE, "--yes", "--phase", "nodes")
 
 
-def _self_signed() -> tuple[bytes, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubeproof-test-swapped")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(hours=1))
-        .sign(key, hashes.SHA256())
-    )
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return pem, key_pem
-
-
 def test_etcd_certificates_swapped_and_restored(lab: Lab, converged: None, foreign: Foreign, tmp_path: Path) -> None:
     """The issue's own disturbance: the server certificates of every member swapped, etcd restarted,
     the originals put back, etcd restarted. Files and units are as written afterwards; what is not
     (flanneld's routes, a lost watch) is the gate's to find."""
     members = [h.name for h in lab.cluster.etcd_members]
     ssl = layout.ETCD_SSL
-    cert, key = _self_signed()
+    cert, key = throwaway_ca()  # a certificate (and key) of no CA the cluster knows
     saved = {}
     for member in members:
         saved[member] = (

@@ -15,7 +15,16 @@ Faults on different hosts share one suite run (the CI budget is tight); each is 
    all of 172.17.0.0/16, so a bip outside flannel's subnet is DOCKER-02's to find, not a refusal;
 3. etcd: node02's server.pem re-signed by a throwaway CA, same key, subject and SANs: node02 logs
    that its peers refuse it (SIG-ETCD-01), the peers that they cannot verify it (SIG-ETCD-02);
-4. kube-apiserver restarted with --etcd-cafile set to the Kubernetes CA while node02's etcd is
+4. kubelets bootstrapping again into the faults of the guide's sections 3.5 and 5.2 (tests/lab/
+   kubelet_faults.py), one case at a time: a token token.csv lacks (SIG-KUBELET-03) beside a CA that
+   did not sign the apiserver's certificate (SIG-KUBELET-05), the kubelet-bootstrap binding deleted
+   (SIG-KUBELET-04), the node's CSR denied (SIG-KUBELET-02); NODE-05:node names the signature and
+   follows from the NODE-02/NODE-03 row that failed on its own;
+5. node01's flanneld given an --iface the host lacks (SIG-FLANNEL-03);
+6. kube-proxy.kubeconfig embedding another CA on node01 (SIG-PROXY-03) and carrying a client
+   certificate of another CA on node02 (SIG-PROXY-02): the kubeconfig's rows carry kube-proxy's journal;
+   kube-controller-manager without its signing pair on master01 (SIG-KCM-01);
+7. kube-apiserver restarted with --etcd-cafile set to the Kubernetes CA while node02's etcd is
    stopped: unknown authority (SIG-APISERVER-01) and connection refused (SIG-APISERVER-04).
 
 Not here (tried on the lab):
@@ -29,27 +38,35 @@ Not here (tried on the lab):
 
 from __future__ import annotations
 
-import datetime as dt
+import base64
 import json
 import re
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+import yaml
 
 from kubeproof import layout
+from tests.lab.kubelet_faults import (
+    KUBELET_BOOTSTRAP_FAULTS,
+    KUBELET_CERT,
+    READY_SECONDS,
+    csr_names,
+    kubectl,
+    kubelets_bootstrapping,
+    nodes_ready,
+    throwaway_ca,
+)
 from tests.lab.suite_runner import run_suites
 from tests.lab.test_31_faults_core import resign
-from tests.lab.test_41_faults_etcd_flannel import open_lab
+from tests.lab.test_41_faults_etcd_flannel import FLANNELD_OPTIONS, open_lab
 from tests.lab.test_46_signatures import (
     CLUSTER_FILE,
     ETCD_SUITE,
     FAULT,
+    FLANNEL_SUITES,
     Lab,
     _assert_clean,
     _assert_names_signature,
@@ -63,9 +80,11 @@ NODE_SUITES = ["suites/test_04_docker.py", "suites/test_08_node.py"]
 CONTROL_SUITES = ["suites/test_04_docker.py", "suites/test_07_master.py", "suites/test_08_node.py"]
 DAEMON_JSON = "/etc/docker/daemon.json"
 PROXY_CONFIG = layout.K8S_CFG + "/kube-proxy-config.yaml"
+PROXY_KUBECONFIG = layout.K8S_CFG + "/kube-proxy.kubeconfig"
 KCM_OPTIONS = layout.K8S_CFG + "/kube-controller-manager"
 APISERVER_OPTIONS = layout.K8S_CFG + "/kube-apiserver"
-KUBELET_CERT = layout.K8S_SSL + "/kubelet-client-current.pem"
+NODE_SUITE = "suites/test_08_node.py"
+MASTER_SUITE = "suites/test_07_master.py"
 ETCD_CA = layout.ETCD_SSL + "/ca.pem"
 K8S_CA = layout.K8S_SSL + "/ca.pem"
 UNKNOWN_AUTHORITY = "x509: certificate signed by unknown authority"
@@ -80,17 +99,6 @@ def _replace(text: bytes, old: str, new: str) -> bytes:
     decoded = text.decode()
     assert decoded.count(old) == 1, f"expected {old!r} once in:\n{decoded}"
     return decoded.replace(old, new).encode()
-
-
-def _kubectl(lab: Lab, *args: str) -> str:
-    return lab.sh(lab.cluster.masters[0].name, shlex.join(["kubectl", *args]))
-
-
-def _nodes_ready(lab: Lab) -> bool:
-    ready = '{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}'
-    result = lab.connection("master01").run(shlex.join(["kubectl", "get", "nodes", "-o", f"jsonpath={ready}"]))
-    states = result.stdout.split()
-    return result.rc == 0 and len(states) == len(lab.cluster.workers) and set(states) == {"True"}
 
 
 # ----------------------------------------------------------------------------- 1: docker, kubelet, kube-proxy
@@ -155,15 +163,11 @@ def test_worker_unit_faults_are_named_by_their_signatures(lab: Lab, tmp_path: Pa
             lab.start_missing_units(name, units[name])
         lab.sh("node01", "systemctl restart kubelet.service")
         lab.sh("node02", "systemctl restart kube-proxy.service")
-        lab.wait("every node Ready", lambda: _nodes_ready(lab), 120)
+        lab.wait("every node Ready", nodes_ready(lab, len(lab.cluster.workers)), READY_SECONDS)
     lab.wait_until_suites_clean(tmp_path, "workers-healed", WORKER_SUITES)
 
 
 # ----------------------------------------------------------------------------- 3: controller-manager, kubelet's CSR
-
-
-def _csr_names(lab: Lab) -> set[str]:
-    return set(_kubectl(lab, "get", "csr", "-o", "jsonpath={.items[*].metadata.name}").split())
 
 
 def test_signing_ca_missing_and_kubelet_waiting_for_its_csr_are_named(lab: Lab, tmp_path: Path) -> None:
@@ -172,7 +176,7 @@ def test_signing_ca_missing_and_kubelet_waiting_for_its_csr_are_named(lab: Lab, 
     assert not lab.ok("master01", "test -e " + shlex.quote(missing_ca))
     target = lab.sh("node01", shlex.join(["readlink", "-e", KUBELET_CERT])).strip()
     ssl_before = set(lab.sh("node01", shlex.join(["ls", layout.K8S_SSL])).split())
-    csrs_before = _csr_names(lab)
+    csrs_before = csr_names(lab)
     aside = KUBELET_CERT + "." + FAULT
     docker_opts, docker_opts_mode = lab.file("node02", layout.FLANNEL_DOCKER_OPTS)
     units = lab.active_units("node02")
@@ -236,38 +240,16 @@ def test_signing_ca_missing_and_kubelet_waiting_for_its_csr_are_named(lab: Lab, 
         new_files = set(lab.sh("node01", shlex.join(["ls", layout.K8S_SSL])).split()) - ssl_before
         if new_files:
             lab.sh("node01", shlex.join(["rm", "-f", *(layout.K8S_SSL + "/" + name for name in sorted(new_files))]))
-        new_csrs = _csr_names(lab) - csrs_before
+        new_csrs = csr_names(lab) - csrs_before
         if new_csrs:
-            _kubectl(lab, "delete", "csr", *sorted(new_csrs))
+            kubectl(lab, "delete", "csr", *sorted(new_csrs))
         lab.sh("node01", "systemctl start kubelet.service")
         assert lab.sh("node01", shlex.join(["readlink", "-e", KUBELET_CERT])).strip() == target
-        lab.wait("every node Ready", lambda: _nodes_ready(lab), 120)
+        lab.wait("every node Ready", nodes_ready(lab, len(lab.cluster.workers)), READY_SECONDS)
     lab.wait_until_suites_clean(tmp_path, "kcm-csr-healed", CONTROL_SUITES)
 
 
 # ----------------------------------------------------------------------------- 4: etcd, a certificate from another CA
-
-
-def _throwaway_ca() -> tuple[bytes, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, FAULT + " throwaway CA")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 def test_etcd_certificate_from_another_ca_is_named_by_its_signature(lab: Lab, tmp_path: Path) -> None:
@@ -276,7 +258,7 @@ def test_etcd_certificate_from_another_ca_is_named_by_its_signature(lab: Lab, tm
     assert saved
     mode = int(lab.sh("node02", "stat -c %a " + shlex.quote(server_pem)).strip(), 8)
     # the same key, subject, SANs and usages: only the CA that signed it is another
-    foreign = resign(saved, *_throwaway_ca())
+    foreign = resign(saved, *throwaway_ca())
     try:
         lab.write("node02", server_pem, foreign, mode)
         lab.sh("node02", "systemctl restart --no-block etcd.service")
@@ -298,7 +280,133 @@ def test_etcd_certificate_from_another_ca_is_named_by_its_signature(lab: Lab, tm
     _assert_clean(_suites(tmp_path, "etcd-foreign-ca-healed", ETCD_SUITE), "after the foreign CA fault")
 
 
-# ----------------------------------------------------------------------------- 5: kube-apiserver and etcd
+# ----------------------------------------------------------------------------- 5: kubelet TLS bootstrapping
+#
+# Each case alone, so that the row each kubelet's failure follows from is its own fault's (a
+# bootstrapping kubelet's NODE-05 links to any host's failed NODE-02 or NODE-03).
+
+# node -> fault, and node -> the row its NODE-05:node follows from (None: it is a root cause)
+KUBELET_CASES: dict[str, tuple[dict[str, str], dict[str, str | None]]] = {
+    "token-and-ca": (
+        {"node01": "token-unknown", "node02": "ca-foreign"},
+        {"node01": "NODE-02:token@node01", "node02": "NODE-02:ca@node02"},
+    ),
+    "binding": ({"node01": "binding-missing"}, {"node01": "NODE-03@master01"}),
+    "denied": ({"node02": "csr-denied"}, {"node02": None}),
+}
+
+
+@pytest.mark.parametrize("case", list(KUBELET_CASES))
+def test_kubelet_bootstrap_faults_are_named_by_their_signatures(lab: Lab, tmp_path: Path, case: str) -> None:
+    faults, causes = KUBELET_CASES[case]
+    with kubelets_bootstrapping(lab, faults, len(lab.cluster.workers)):
+        broken = _suites(tmp_path, case, [NODE_SUITE])
+        for node, fault in faults.items():
+            spec = KUBELET_BOOTSTRAP_FAULTS[fault]
+            message = _assert_names_signature(
+                broken, f"NODE-05:node@{node}", spec.signature, spec.points_to, spec.own_line
+            )
+            cause = causes[node]
+            if cause is None:
+                assert "caused by" not in message, message[:600]
+                continue
+            key, host = cause.split("@", 1)
+            assert broken.outcome_of(cause) == "failed", broken.summary()
+            assert f"caused by [{key}] {host}" in message, message[:600]
+    lab.wait_until_suites_clean(tmp_path, case + "-healed", [NODE_SUITE])
+
+
+# ----------------------------------------------------------------------------- 6: flanneld without an interface
+
+
+def test_flanneld_given_an_interface_the_host_lacks_is_named_by_its_signature(lab: Lab, tmp_path: Path) -> None:
+    """node01's --iface naming no interface of the host (a copy of another host's options): flanneld
+    reads its config, finds no interface and exits; docker (Requires=flanneld) and cri-dockerd stop
+    with it and are started again after."""
+    options, mode = lab.file("node01", FLANNELD_OPTIONS)
+    iface = re.search(rb"--iface=(\S+?)(?=[\s\"])", options)
+    assert iface, options
+    missing = FAULT + "0"
+    assert not lab.ok("node01", shlex.join(["ip", "link", "show", missing]))
+    units = lab.active_units("node01")
+    assert {"flanneld.service", "docker.service", "cri-dockerd.service"} <= units
+    try:
+        lab.write("node01", FLANNELD_OPTIONS, options.replace(iface.group(0), b"--iface=" + missing.encode()), mode)
+        lab.connection("node01").run("systemctl restart flanneld.service", timeout=120)  # flanneld exits
+        own_line = "Failed to find interface to use that matches the interfaces and/or regexes provided"
+        lab.wait("flanneld's line", lab.journal_has("node01", "flanneld.service", own_line))
+
+        broken = _suites(tmp_path, "flannel-iface", FLANNEL_SUITES)
+        _assert_names_signature(broken, "FLANNEL-02@node01", "SIG-FLANNEL-03", "FLANNEL-05", own_line)
+    finally:
+        lab.write("node01", FLANNELD_OPTIONS, options, mode)
+        lab.sh("node01", "systemctl reset-failed flanneld.service; systemctl restart flanneld.service")
+        lab.start_missing_units("node01", units)
+        lab.wait("every node Ready", nodes_ready(lab, len(lab.cluster.workers)), READY_SECONDS)
+    lab.wait_until_suites_clean(tmp_path, "flannel-iface-healed", WORKER_SUITES)
+
+
+# ----------------------------------------------------------------------------- 7: kube-proxy's kubeconfig
+
+
+def _kubeconfig_changed(data: bytes, section: str, field: str, change: Callable[[bytes], bytes]) -> bytes:
+    """kube-proxy.kubeconfig with one embedded PEM (clusters' CA or users' client certificate) changed."""
+    config = yaml.safe_load(data)
+    entry = config[section][0][section[:-1]]
+    entry[field] = base64.b64encode(change(base64.b64decode(entry[field]))).decode()
+    return yaml.safe_dump(config, sort_keys=False).encode()
+
+
+def test_kube_proxy_and_controller_manager_credentials_are_named_by_their_signatures(lab: Lab, tmp_path: Path) -> None:
+    """kube-proxy.kubeconfig as a hand deployment gets it wrong, kube-proxy restarted: on node01 it
+    embeds a CA that did not sign the apiserver's certificate (kube-proxy refuses the apiserver:
+    SIG-PROXY-03), on node02 its client certificate is signed by another CA (the apiserver refuses
+    kube-proxy: SIG-PROXY-02). kube-proxy keeps running on the rules it had; the kubeconfig's rows
+    fail and carry its journal. On master01 kube-controller-manager runs without
+    --cluster-signing-cert-file/--cluster-signing-key-file (SIG-KCM-01, an info line at its start)."""
+    saved = {name: lab.file(name, PROXY_KUBECONFIG) for name in ("node01", "node02")}
+    kcm_options, kcm_mode = lab.file("master01", KCM_OPTIONS)
+    # options_file: one flag per line, continued with " \\" (the signing pair is never the last)
+    lines = kcm_options.decode().splitlines(keepends=True)
+    signing = ("--cluster-signing-cert-file=", "--cluster-signing-key-file=")
+    without_signing = "".join(line for line in lines if not line.startswith(signing))
+    assert len(lines) - len(without_signing.splitlines()) == 2, kcm_options
+    ca_pem, ca_key_pem = throwaway_ca()
+    faults = {
+        "node01": _kubeconfig_changed(saved["node01"][0], "clusters", "certificate-authority-data", lambda _: ca_pem),
+        "node02": _kubeconfig_changed(
+            saved["node02"][0], "users", "client-certificate-data", lambda pem: resign(pem, ca_pem, ca_key_pem)
+        ),
+    }
+    try:
+        for name, data in faults.items():
+            lab.write(name, PROXY_KUBECONFIG, data, saved[name][1])
+            lab.sh(name, "systemctl restart kube-proxy.service")
+        # master01: kube-controller-manager without a signing pair (it runs, and signs nothing)
+        lab.write("master01", KCM_OPTIONS, without_signing, kcm_mode)
+        lab.sh("master01", "systemctl restart kube-controller-manager.service")
+        kcm_line = "Skipping CSR signer controller because no csr cert/key was specified"
+        kcm_journal = shlex.join(["journalctl", "-u", "kube-controller-manager.service", "-n", "5000", "-o", "cat"])
+        lab.wait("kcm's line", lambda: lab.ok("master01", kcm_journal + " | grep -qF -- " + shlex.quote(kcm_line)))
+        lab.wait("node01's kube-proxy line", lab.journal_has("node01", "kube-proxy.service", UNKNOWN_AUTHORITY))
+        lab.wait("node02's kube-proxy line", lab.journal_has("node02", "kube-proxy.service", "Unauthorized"))
+
+        broken = _suites(tmp_path, "kube-proxy-kubeconfig", [MASTER_SUITE, NODE_SUITE])
+        _assert_names_signature(broken, "MASTER-09:signing@master01", "SIG-KCM-01", "MASTER-09", kcm_line)
+        _assert_names_signature(broken, "NODE-02:kube-proxy-ca@node01", "SIG-PROXY-03", "NODE-02", UNKNOWN_AUTHORITY)
+        _assert_names_signature(
+            broken, "NODE-02:kube-proxy-issuer@node02", "SIG-PROXY-02", "PKI-K-04", ": Unauthorized"
+        )
+    finally:
+        for name, (data, mode) in saved.items():
+            lab.write(name, PROXY_KUBECONFIG, data, mode)
+            lab.sh(name, "systemctl restart kube-proxy.service")
+        lab.write("master01", KCM_OPTIONS, kcm_options, kcm_mode)
+        lab.sh("master01", "systemctl restart kube-controller-manager.service")
+    lab.wait_until_suites_clean(tmp_path, "kube-proxy-kubeconfig-healed", [MASTER_SUITE, NODE_SUITE])
+
+
+# ----------------------------------------------------------------------------- 8: kube-apiserver and etcd
 
 
 def test_apiserver_without_etcd_is_named_by_its_signatures(lab: Lab, tmp_path: Path) -> None:
@@ -334,5 +442,5 @@ def test_apiserver_without_etcd_is_named_by_its_signatures(lab: Lab, tmp_path: P
         lab.wait("the apiserver ready", lambda: lab.ok("master01", "kubectl get --raw /readyz"), 120)
         for host in lab.cluster.workers:  # fresh informers, not client-go's backoff (test_42)
             lab.sh(host.name, "systemctl restart kubelet kube-proxy")
-        lab.wait("every node Ready", lambda: _nodes_ready(lab), 120)
+        lab.wait("every node Ready", nodes_ready(lab, len(lab.cluster.workers)), READY_SECONDS)
     lab.wait_until_suites_clean(tmp_path, "apiserver-etcd-healed", CONTROL_SUITES)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from tests.certificates import common_name, self_signed
 
 STARTED = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -42,20 +42,10 @@ def record(key: str, host: str, outcome: str, **fields: Any) -> dict[str, Any]:
     return base
 
 
-def certificate_pem(common_name: str, not_after: dt.datetime) -> str:
+def certificate_pem(name: str, not_after: dt.datetime) -> str:
     """A self-signed EC certificate (fast to make), PEM."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_after - dt.timedelta(days=3650))
-        .not_valid_after(not_after)
-        .sign(key, hashes.SHA256())
-    )
+    cert = self_signed(common_name(name), key, not_after - dt.timedelta(days=3650), not_after)
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 

@@ -33,6 +33,7 @@ from kubeproof.probes import smoke as sp
 from kubeproof.session import HostContext, facts_for_host, inventory_context
 from kubeproof.transport import ProbeError
 from kubeproof.x509 import parse_certificate
+from tests.certificates import self_signed
 
 TOKEN = "0fb61c46f8991b718eb38d27b605b008"
 TOKEN_SHA256 = "8865180cda47f3dd88a9824a631a1c9d73761a24c8ea8b67f68a93cd9bd2f3db"
@@ -88,17 +89,7 @@ def pki() -> dict[str, bytes]:
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ca_name = _name("kubernetes", "k8s")
     now = dt.datetime.now(dt.UTC)
-    ca = (
-        crypto_x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=10))
-        .add_extension(crypto_x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca = self_signed(ca_name, ca_key, now - dt.timedelta(minutes=1), now + dt.timedelta(days=10), ca=True, serial=1)
     proxy, proxy_key = _certificate("system:kube-proxy", "k8s", ca_key, ca_name)
     node, _ = _certificate("system:node:node01", "system:nodes", ca_key, ca_name)
     stranger, _ = _certificate("system:node:node01", "system:nodes", rsa.generate_private_key(65537, 2048), None)

@@ -120,7 +120,7 @@ def test_verdict_matrix_and_links_agree_with_the_rows(
     assert len(records) >= 400
     dom = ReportDom(page)
     assert dom_problems(dom, records) == []
-    assert "<strong>FAILED</strong> 89 of 438 rows did not hold; 3 root causes below" in page
+    assert "<strong>FAILED</strong> 90 of 441 rows did not hold; 3 root causes below" in page
     # An ID's parts share one cell (ETCD-06 has 7 on master01); a role that does not run there
     # leaves the cell empty: DOCKER-01 is a node row.
     [etcd06] = [c for c in dom.with_class("cell") if (c["data-id"], c["data-host"]) == ("ETCD-06", "master01")]
@@ -137,7 +137,7 @@ def test_green_run_passes_with_findings_reported() -> None:
     page = _render(records, regressions=0)
     assert dom_problems(ReportDom(page), records) == []
     assert '<section id="verdict" class="verdict-passed">' in page
-    assert "<strong>PASSED</strong> every invariant held (438 rows); 20 findings reported, not failing" in page
+    assert "<strong>PASSED</strong> every invariant held (441 rows); 20 findings reported, not failing" in page
     assert 'class="regressions none">0 regressions' in page
     assert 'id="root-causes"' not in page
 
@@ -161,7 +161,7 @@ def test_failures_come_first_root_causes_before_their_consequences(page: str) ->
 
 def test_every_passed_row_shows_what_was_seen(page: str) -> None:
     rows = re.findall(r'<tr id="[^"]+" class="row-passed[^"]*" data-outcome="passed">.*?</tr>', page)
-    assert len(rows) == 328
+    assert len(rows) == 330
     assert all('<ul class="seen"><li><code>' in row for row in rows)
     assert "<li><code>firewalld_state on master01: [&#x27;absent&#x27;, " in page
 
@@ -214,7 +214,7 @@ def test_self_contained_and_small_for_400_rows(
     path = write_html(records, tmp_path / "report.html", meta=meta, stats=samples.STATS)
     size = path.stat().st_size
     page = path.read_text(encoding="utf-8")
-    assert size < MAX_BYTES * len(records) / 438, f"{size} bytes for {len(records)} rows"
+    assert size < MAX_BYTES * len(records) / 441, f"{size} bytes for {len(records)} rows"
     # Raw command output stays in the evidence bundle; each row names its file.
     assert samples.RAW_OUTPUT_MARK not in page
     assert "<code>evidence/ENV-01@master01.json</code>" in page
