@@ -291,13 +291,17 @@ def node_csr_state(ctx: HostContext, _: str) -> Observation:
         (item for item in items if item["subject"] == user and item["signer"] == KUBELET_SIGNER),
         key=lambda item: str(item["created"]),
     )
+    certificate = ctx.fact(facts.kubelet_client_certificate)
     if mine:
         state = mine[-1]["state"]
         details = [_describe_csr(item) for item in mine]
+        if state == CSR_APPROVED and certificate.pem is None:
+            # an earlier approval, but the kubelet holds no certificate now: it is bootstrapping again and
+            # has not filed a CSR (its token, CA or RBAC refused it: SIG-KUBELET-03/04/05)
+            state = f"{CSR_APPROVED} earlier, but the kubelet has no {facts.KUBELET_CLIENT_CERT} now"
         # not issued: the kubelet waits for it; its journal says so (SIG-KUBELET-01/02)
         kubelet = [] if state == CSR_APPROVED else unit_diagnosis(ctx, ctx.host, "kubelet")
         return ctx.observation(state, details + kubelet)
-    certificate = ctx.fact(facts.kubelet_client_certificate)
     if certificate.pem is None:
         return ctx.observation("no CSR and no issued client certificate", unit_diagnosis(ctx, ctx.host, "kubelet"))
     info = x509.parse_certificate(certificate.pem)

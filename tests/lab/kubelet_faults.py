@@ -95,7 +95,11 @@ class KubeletBootstrapFault:
 
 KUBELET_BOOTSTRAP_FAULTS: Mapping[str, KubeletBootstrapFault] = {
     "token-unknown": KubeletBootstrapFault(
-        "SIG-KUBELET-03", "NODE-02", "cannot create certificate signing request: Unauthorized", _unknown_token
+        # the kubelet's first minute: its /healthz with the token is refused (the CSR comes after)
+        "SIG-KUBELET-03",
+        "NODE-02",
+        "the server has asked for the client to provide credentials",
+        _unknown_token,
     ),
     "ca-foreign": KubeletBootstrapFault(
         "SIG-KUBELET-05", "NODE-02", "x509: certificate signed by unknown authority", _foreign_ca

@@ -156,9 +156,9 @@ SAMPLES: dict[str, tuple[str, str]] = {
         'message: denied by the fault test"',
     ),
     "SIG-KUBELET-03": (
-        "client-go v0.34.4 util/certificate/csr/csr.go",
-        'E1127 01:22:01.000100    8001 run.go:72] "command failed" err="failed to run Kubelet: cannot create '
-        'certificate signing request: Unauthorized"',
+        "kubelet v1.34.4 bootstrap.go waitForServer (seen on the lab: bootstrap.kubeconfig's token not in token.csv)",
+        'I1206 06:25:53.030840    2797 bootstrap.go:296] "Failed to connect to apiserver" err="the server has '
+        'asked for the client to provide credentials"',
     ),
     "SIG-KUBELET-04": (
         "client-go v0.34.4 util/certificate/csr/csr.go",

@@ -703,6 +703,13 @@ def test_node_05_node_fails_without_csr_and_without_a_proper_certificate(
         np_, "_csrs", lambda ctx: ([{**pending, "username": "kubelet-bootstrap", "state": "pending"}], None)
     )
     assert np_.node_csr_state(stub("node01", facts), "").value == "pending"
+    # approved once, but the kubelet holds no certificate now (bootstrapping again, refused before its CSR)
+    approved = {**pending, "username": "kubelet-bootstrap", "state": np_.CSR_APPROVED}
+    monkeypatch.setattr(np_, "_csrs", lambda ctx: ([approved], None))
+    observed = np_.node_csr_state(stub("node01", facts), "").value
+    assert observed == "approved and issued earlier, but the kubelet has no kubelet-client-current.pem now"
+    facts[("node01", nf.kubelet_client_certificate.name)] = _client_cert(pki["node"])
+    assert np_.node_csr_state(stub("node01", facts), "").value == np_.CSR_APPROVED
 
 
 def test_node_08_address_and_ready_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
