@@ -62,9 +62,13 @@ BOOKKEEPING = ("Start request repeated too quickly", "Scheduled restart job", "F
 class Lab(FaultLab):
     """test_41's lab helpers (sh, ok, wait, etcdctl, file) and what the signature faults add."""
 
-    def journal_has(self, name: str, unit: str, text: str) -> Callable[[], bool]:
-        command = shlex.join(["journalctl", "-u", unit, "-n", "50", "--no-pager", "-o", "cat"])
-        return lambda: self.ok(name, command + " | grep -qF -- " + shlex.quote(text))
+    def journal_has(self, name: str, unit: str, text: str, since: float | None = None) -> Callable[[], bool]:
+        """Whether the unit's last 50 journal lines (logged after `since`, a time.time(), when given:
+        an earlier test's fault may have logged the same line) contain the text."""
+        argv = ["journalctl", "-u", unit, "-n", "50", "--no-pager", "-o", "cat"]
+        if since is not None:
+            argv += ["--since", f"@{int(since)}"]  # the nodes share this machine's clock
+        return lambda: self.ok(name, shlex.join(argv) + " | grep -qF -- " + shlex.quote(text))
 
     def etcd_down(self, name: str) -> Callable[[], bool]:
         return lambda: not self.ok(name, "systemctl is-active --quiet etcd.service")
