@@ -7,7 +7,6 @@ the moment it is known, so no log line can carry it.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -22,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from kubeproof.filelock import holder_lock
 from kubeproof.redact import redact, register_secret
 
 TOKEN_PATTERN = re.compile(r"^[0-9a-f]{32}$")
@@ -91,23 +91,12 @@ class StateDir:
 @contextmanager
 def apply_lock(state: StateDir, reporter: Reporter) -> Iterator[None]:
     """One `apply` per state directory at a time: a second one waits instead of interleaving."""
-    state.root.mkdir(parents=True, exist_ok=True)
-    with (state.root / "apply.lock").open("a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "?"
-            reporter.line(f"waiting for another apply on {state.root} (pid {holder}) to finish")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def waiting(holder: str) -> None:
+        reporter.line(f"waiting for another apply on {state.root} ({holder}) to finish")
+
+    with holder_lock(state.root / "apply.lock", waiting):
+        yield
 
 
 def new_token() -> str:

@@ -14,9 +14,7 @@ and the lock's "stacks" -> <name> list.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -26,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kubeproof.filelock import holder_lock
 from kubeproof.lab.dockercli import Docker
 from kubeproof.lab.errors import LabError
 from kubeproof.lab.go_build import (
@@ -355,28 +354,17 @@ BUILD_LOCK_NAME = ".artifacts.lock"
 
 @contextmanager
 def stack_build_lock(stack: Stack, progress: Progress) -> Iterator[None]:
-    root = stack_build_dir(stack)
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / BUILD_LOCK_NAME).open("a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            progress.say(f"  stack {stack.name}: waiting for the build {holder} runs")
-            started = time.monotonic()
-            fcntl.flock(handle, fcntl.LOCK_EX)
+    started = time.monotonic()
+    waited: list[str] = []
+
+    def waiting(holder: str) -> None:
+        waited.append(holder)
+        progress.say(f"  stack {stack.name}: waiting for the build {holder} runs")
+
+    with holder_lock(stack_build_dir(stack) / BUILD_LOCK_NAME, waiting):
+        if waited:
             progress.say(f"  stack {stack.name}: that build ended after {time.monotonic() - started:.0f} s of waiting")
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}\n")
-        handle.flush()
-        try:
-            yield
-        finally:
-            handle.seek(0)
-            handle.truncate()
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield
 
 
 def _build_artifacts(

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kubeproof import layout
+from kubeproof.transport import Connection
 from tests.certificates import common_name, self_signed
 
 FAULT = "kubeproof-fault"
@@ -43,6 +44,7 @@ READY_SECONDS = 120
 class FaultLab(Protocol):
     """What the fault tests' lab (tests/lab/test_41) offers."""
 
+    def connection(self, name: str) -> Connection: ...
     def sh(self, name: str, command: str, timeout: float = ...) -> str: ...
     def ok(self, name: str, command: str) -> bool: ...
     def wait(self, what: str, ready: Callable[[], bool], timeout: float = ...) -> None: ...
@@ -77,10 +79,19 @@ def _unknown_token(config: dict[str, Any]) -> None:
     user["token"] = "0" * len(str(user["token"]))  # the shape of a token, in no token.csv
 
 
+def _change_embedded(config: dict[str, Any], section: str, field: str, change: Callable[[bytes], bytes]) -> None:
+    """One embedded PEM of a kubeconfig (clusters' CA, users' client certificate) changed."""
+    entry = config[section][0][section[:-1]]
+    assert entry.get(field), f"the kubeconfig embeds no {field}"
+    entry[field] = base64.b64encode(change(base64.b64decode(entry[field]))).decode()
+
+
+def embedded_pem_changed(text: bytes, section: str, field: str, change: Callable[[bytes], bytes]) -> bytes:
+    return _kubeconfig_with(text, lambda config: _change_embedded(config, section, field, change))
+
+
 def _foreign_ca(config: dict[str, Any]) -> None:
-    cluster = config["clusters"][0]["cluster"]
-    assert cluster.get("certificate-authority-data"), "bootstrap.kubeconfig embeds no CA"
-    cluster["certificate-authority-data"] = base64.b64encode(throwaway_ca()[0]).decode()
+    _change_embedded(config, "clusters", "certificate-authority-data", lambda _: throwaway_ca()[0])
 
 
 @dataclass(frozen=True)
@@ -127,11 +138,9 @@ def csr_names(lab: FaultLab) -> set[str]:
 def nodes_ready(lab: FaultLab, workers: int) -> Callable[[], bool]:
     def ready() -> bool:
         jsonpath = '{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}'
-        command = shlex.join(["kubectl", "get", "nodes", "-o", f"jsonpath={jsonpath}"])
-        if not lab.ok("master01", command):
-            return False
-        states = lab.sh("master01", command).split()
-        return len(states) == workers and set(states) == {"True"}
+        result = lab.connection("master01").run(shlex.join(["kubectl", "get", "nodes", "-o", f"jsonpath={jsonpath}"]))
+        states = result.stdout.split()
+        return result.rc == 0 and len(states) == workers and set(states) == {"True"}
 
     return ready
 

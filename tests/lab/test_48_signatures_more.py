@@ -37,16 +37,14 @@ Not here (tried on the lab):
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import shlex
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from kubeproof import layout
 from tests.lab.kubelet_faults import (
@@ -54,6 +52,7 @@ from tests.lab.kubelet_faults import (
     KUBELET_CERT,
     READY_SECONDS,
     csr_names,
+    embedded_pem_changed,
     kubectl,
     kubelets_bootstrapping,
     nodes_ready,
@@ -354,14 +353,6 @@ def test_flanneld_given_an_interface_the_host_lacks_is_named_by_its_signature(la
 # ----------------------------------------------------------------------------- 7: kube-proxy's kubeconfig
 
 
-def _kubeconfig_changed(data: bytes, section: str, field: str, change: Callable[[bytes], bytes]) -> bytes:
-    """kube-proxy.kubeconfig with one embedded PEM (clusters' CA or users' client certificate) changed."""
-    config = yaml.safe_load(data)
-    entry = config[section][0][section[:-1]]
-    entry[field] = base64.b64encode(change(base64.b64decode(entry[field]))).decode()
-    return yaml.safe_dump(config, sort_keys=False).encode()
-
-
 def test_kube_proxy_refused_by_or_refusing_the_apiserver_is_named_by_its_signatures(lab: Lab, tmp_path: Path) -> None:
     """kube-proxy.kubeconfig as a hand deployment gets it wrong, kube-proxy restarted: on node01 it
     embeds a CA that did not sign the apiserver's certificate (kube-proxy refuses the apiserver:
@@ -371,8 +362,8 @@ def test_kube_proxy_refused_by_or_refusing_the_apiserver_is_named_by_its_signatu
     saved = {name: lab.file(name, PROXY_KUBECONFIG) for name in ("node01", "node02")}
     ca_pem, ca_key_pem = throwaway_ca()
     faults = {
-        "node01": _kubeconfig_changed(saved["node01"][0], "clusters", "certificate-authority-data", lambda _: ca_pem),
-        "node02": _kubeconfig_changed(
+        "node01": embedded_pem_changed(saved["node01"][0], "clusters", "certificate-authority-data", lambda _: ca_pem),
+        "node02": embedded_pem_changed(
             saved["node02"][0], "users", "client-certificate-data", lambda pem: resign(pem, ca_pem, ca_key_pem)
         ),
     }
