@@ -5,8 +5,8 @@ the lab tests): the lab is taken down and brought up with that stack, the instal
 from bare hosts, and the full suites are green with the skips differing from today's only where a
 version says so (each such skip names the version). The binaries on the hosts print the versions
 the lock file pins. On the guide stack three faults of its own era are made for real:
-* kube-apiserver's insecure port bound to 0.0.0.0: MASTER-05 and MASTER-05:peer fail, SEC-02 is
-  reported (a finding under the seed profile);
+* kube-apiserver's insecure port bound to 0.0.0.0: MASTER-05 and MASTER-05:peer fail, and SEC-02
+  fails under the hardened profile (under the seed profile, a finding that is reported);
 * flannel's config changed through the etcd v2 API: FLANNEL-01:backend fails;
 * the kubelet's cgroup driver (systemd) other than docker's (cgroupfs): the v1.19 kubelet refuses to
   start and NODE-04:unit's diagnosis names SIG-KUBELET-07 with the kubelet's own fatal line.
@@ -186,9 +186,7 @@ def _guide_only(stack_lab: StackLab) -> None:
         pytest.skip(f"not applicable: a fault of the guide's era (stack {stack_lab.stack.name} has no such release)")
 
 
-def test_guide_insecure_port_on_the_network_fails_master_05_and_reports_sec_02(
-    stack_lab: StackLab, tmp_path: Path
-) -> None:
+def test_guide_insecure_port_on_the_network_fails_master_05_and_sec_02(stack_lab: StackLab, tmp_path: Path) -> None:
     _guide_only(stack_lab)
     master = stack_lab.cluster.masters[0].name
     saved, mode = stack_lab.file(master, KAS_OPTIONS)
@@ -201,11 +199,23 @@ def test_guide_insecure_port_on_the_network_fails_master_05_and_reports_sec_02(
         assert run.outcome_of(f"MASTER-05@{master}") == "failed", run.summary()
         assert run.outcome_of(f"MASTER-05:peer@{master}") == "failed", run.summary()
         assert run.outcome_of(f"SEC-02@{master}") == "finding", run.summary()
+        hardened = _security_hardened(stack_lab, tmp_path, "insecure-hardened")
+        assert hardened.outcome_of(f"SEC-02@{master}") == "failed", hardened.summary()
     finally:
         stack_lab.write(master, KAS_OPTIONS, saved, mode)
         stack_lab.sh(master, RESTART_APISERVER_AT_ONCE)
     healed = stack_lab.suites(tmp_path, "insecure-healed", "suites/test_07_master.py")
     assert not healed.with_outcome("failed") + healed.with_outcome("error"), healed.output[-2000:]
+    healed_hardened = _security_hardened(stack_lab, tmp_path, "insecure-healed-hardened")
+    assert healed_hardened.outcome_of(f"SEC-02@{master}") == "passed", healed_hardened.summary()
+
+
+def _security_hardened(stack_lab: StackLab, tmp_path: Path, name: str) -> SuiteRun:
+    """SEC-02 is a finding: the hardened profile fails what the seed profile reports."""
+    paths = ["suites/test_11_security.py"]
+    return run_suites(
+        stack_lab.cluster_file, paths, "--profile", "hardened", "-k", "SEC-02", junit=tmp_path / f"{name}.xml"
+    )
 
 
 def test_guide_flannel_config_changed_through_the_v2_api_fails_flannel_01(stack_lab: StackLab, tmp_path: Path) -> None:
