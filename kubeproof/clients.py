@@ -20,7 +20,7 @@ from typing import Any
 from kubeproof import layout
 from kubeproof.inventory import HostSpec
 from kubeproof.session import HostContext, Session
-from kubeproof.transport import HostUnreachable, ProbeError
+from kubeproof.transport import Connection, HostUnreachable, ProbeError
 
 
 @dataclass
@@ -35,9 +35,15 @@ class CredentialFiles:
 
 
 def _fetch_credentials(session: Session, host: HostSpec, files: dict[str, str], purpose: str) -> CredentialFiles:
+    return fetch_credential_files(session.transport.connection(host), host, files, purpose)
+
+
+def fetch_credential_files(
+    connection: Connection, host: HostSpec, files: dict[str, str], purpose: str
+) -> CredentialFiles:
+    """``files`` (local name -> remote path) read from the host over SFTP into a private directory."""
     directory = Path(tempfile.mkdtemp(prefix="kubeproof-cred-"))
     os.chmod(directory, 0o700)
-    connection = session.transport.connection(host)
     for local_name, remote_path in files.items():
         data = connection.read_file(remote_path)
         if data is None:

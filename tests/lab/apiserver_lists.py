@@ -10,49 +10,38 @@ no storage of the apiserver still routes to the frozen member, and a run measure
 kubeproof's handling of a host that is down, not the apiserver's first meetings with it.
 
 Discovery is made while the cluster is healthy; the admin credentials are read from master01 over
-SFTP into a private directory (mode 0700) that ``close`` removes.
+SFTP (kubeproof.clients.fetch_credential_files) into a private directory that ``close`` removes.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import urllib3
 
 from kubeproof import layout
+from kubeproof.clients import fetch_credential_files
 from kubeproof.inventory import HostSpec
 from kubeproof.transport import Transport
 
 PARALLEL = 8
-CREDENTIALS = {"ca.pem": "ca.pem", "admin.pem": "admin.pem", "admin-key.pem": "admin-key.pem"}
 
 
 class ResourceLists:
     """The list path of every listable resource, and which of them answer a list within a timeout."""
 
     def __init__(self, transport: Transport, master: HostSpec) -> None:
-        self._directory = Path(tempfile.mkdtemp(prefix="kubeproof-lists-"))
-        os.chmod(self._directory, 0o700)
-        connection = transport.connection(master)
-        for local, remote in CREDENTIALS.items():
-            data = connection.read_file(f"{layout.K8S_SSL}/{remote}")
-            assert data is not None, f"{layout.K8S_SSL}/{remote} is missing on {master.name}"
-            descriptor = os.open(self._directory / local, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(data)
+        files = {name: f"{layout.K8S_SSL}/{name}" for name in ("ca.pem", "admin.pem", "admin-key.pem")}
+        self._credentials = fetch_credential_files(transport.connection(master), master, files, "admin credentials")
         self._server = f"https://{master.address}:6443"
         self._pool = urllib3.PoolManager(
             num_pools=2,
             maxsize=PARALLEL,
             cert_reqs="CERT_REQUIRED",
-            ca_certs=str(self._directory / "ca.pem"),
-            cert_file=str(self._directory / "admin.pem"),
-            key_file=str(self._directory / "admin-key.pem"),
+            ca_certs=self._credentials.path("ca.pem"),
+            cert_file=self._credentials.path("admin.pem"),
+            key_file=self._credentials.path("admin-key.pem"),
             retries=False,
         )
         self.paths = self._discover()
@@ -93,4 +82,4 @@ class ResourceLists:
 
     def close(self) -> None:
         self._pool.clear()
-        shutil.rmtree(self._directory, ignore_errors=True)
+        self._credentials.close()

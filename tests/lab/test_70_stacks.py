@@ -27,7 +27,7 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -102,8 +102,8 @@ class StackLab:
         assert result.rc == 0, f"{host}$ {command}\n{result.stdout}{result.stderr}"
         return result.stdout
 
-    def suites(self, tmp_path: Path, name: str, *paths: str) -> SuiteRun:
-        return run_suites(self.cluster_file, list(paths) or ["suites"], junit=tmp_path / f"{name}.xml")
+    def suites(self, tmp_path: Path, name: str, *paths: str, options: Sequence[str] = ()) -> SuiteRun:
+        return run_suites(self.cluster_file, list(paths) or ["suites"], *options, junit=tmp_path / f"{name}.xml")
 
     def close(self) -> None:
         self.transport.close()
@@ -212,10 +212,8 @@ def test_guide_insecure_port_on_the_network_fails_master_05_and_sec_02(stack_lab
 
 def _security_hardened(stack_lab: StackLab, tmp_path: Path, name: str) -> SuiteRun:
     """SEC-02 is a finding: the hardened profile fails what the seed profile reports."""
-    paths = ["suites/test_11_security.py"]
-    return run_suites(
-        stack_lab.cluster_file, paths, "--profile", "hardened", "-k", "SEC-02", junit=tmp_path / f"{name}.xml"
-    )
+    options = ("--profile", "hardened", "-k", "SEC-02")
+    return stack_lab.suites(tmp_path, name, "suites/test_11_security.py", options=options)
 
 
 def test_guide_flannel_config_changed_through_the_v2_api_fails_flannel_01(stack_lab: StackLab, tmp_path: Path) -> None:
