@@ -132,7 +132,8 @@ def diagnose(
             )
         own, notes = own_lines(run), systemd_notes(run)
         found = match_signatures(journal.unit, own, signatures, notes)
-        for previous in [] if found else earlier_runs_of_the_loop(journal.lines, run):
+        earlier_runs = earlier_runs_of_the_loop(journal.lines, run)
+        for previous in [] if found else earlier_runs:
             found = match_signatures(journal.unit, own_lines(previous), signatures, systemd_notes(previous))
             if found:
                 run, own, notes = previous, own_lines(previous), systemd_notes(previous)
@@ -141,15 +142,47 @@ def diagnose(
                     "lines from an earlier run of the same restart loop"
                 )
                 break
-        matches += found
+        ended_with = _how_the_run_before_ended(journal.unit, found, earlier_runs, signatures) if found else []
+        if ended_with:
+            sources.append(
+                f"{journal.unit}: the run before it, in the same restart loop, ended with "
+                + ", ".join(match.signature.id for match in ended_with)
+            )
+        matches += found + ended_with
         hits = {id(match.line) for match in found}
         matched_keys = {repeat_key(match.line) for match in found}
         pool = [line for line in run if _worth_showing(line, position == 0, own, hits)]
-        for index, (line, count) in enumerate(collapse_repeats(pool)):
+        # the run before's matched lines come first: they were logged first
+        shown_lines = [(match.line, 1, True) for match in ended_with]
+        shown_lines += [(line, count, repeat_key(line) in matched_keys) for line, count in collapse_repeats(pool)]
+        for index, (line, count, matched) in enumerate(shown_lines):
             text = line.shown() + (f" (logged {count} times)" if count > 1 else "")
-            candidates.append(ShownLine(journal.unit, text, repeat_key(line) in matched_keys, (position, index)))
+            candidates.append(ShownLine(journal.unit, text, matched, (position, index)))
     note = empty_note or f"no own lines in the last {JOURNAL_LINES} journal lines"
     return JournalDiagnosis(tuple(matches), tuple(candidates), note, problem, tuple(sources))
+
+
+def _how_the_run_before_ended(
+    unit: str,
+    found: Sequence[SignatureMatch],
+    earlier_runs: Sequence[Sequence[JournalLine]],
+    signatures: Sequence[Signature],
+) -> list[SignatureMatch]:
+    """The signatures the run before this one (in the same restart loop) matched that this run's did not.
+
+    A crash loop's run in progress says what it meets (kube-apiserver's etcd client: "connection
+    refused"); the run before it ended with the fatal line that says why the loop goes on (on the lab
+    kube-apiserver gave up 20 s into a run with "Error creating leases" and was restarted at once).
+    Only the run right before counts: same unit file, same configuration, restarted by systemd."""
+    if not earlier_runs:
+        return []
+    previous = earlier_runs[0]
+    seen = {match.signature.id for match in found}
+    return [
+        match
+        for match in match_signatures(unit, own_lines(previous), signatures, systemd_notes(previous))
+        if match.signature.id not in seen
+    ]
 
 
 def render(

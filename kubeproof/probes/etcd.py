@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import secrets
 import shlex
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -335,6 +336,7 @@ class MemberAnswer:
     members_error: str | None = None
     alarms_error: str | None = None
     member_id: int = 0
+    cluster_id: int = 0  # the cluster the member belongs to (every response header carries it)
     leader_id: int = 0
     raft_term: int = 0
     raft_index: int = 0
@@ -412,7 +414,7 @@ def _ask(client: Any, host: HostSpec) -> MemberAnswer:
     except Exception as exc:  # gRPC raises many types; all mean this member did not answer
         answer.error = describe_error(exc)
         return answer
-    answer.member_id = status.header.member_id
+    answer.member_id, answer.cluster_id = status.header.member_id, status.header.cluster_id
     answer.leader_id, answer.raft_term, answer.raft_index = status.leader, status.raftTerm, status.raftIndex
     answer.version = status.version
     try:
@@ -552,8 +554,38 @@ def etcd_leader_problems(ctx: HostContext, _: str) -> Observation:
         )
     listed_ids = {m.id for m in view.member_list()}
     problems += [f"leader {leader:x} is not in the member list" for leader in leaders if leader not in listed_ids]
-    diagnosis = view.summary() + _peers_on_the_silent(ctx, view) if problems else []
+    odd = _outside_the_largest_cluster(view)
+    if odd:
+        problems.append(
+            "members belong to different clusters: "
+            + ", ".join(f"{a.host.etcd_name} in cluster {a.cluster_id:x}" for a in answering)
+        )
+    diagnosis = view.summary() + _peers_on_the_silent(ctx, view) + _journals_of(ctx, odd) if problems else []
     return ctx.observation(problems, diagnosis, seen=view.summary())
+
+
+def _outside_the_largest_cluster(view: ClusterView) -> list[MemberAnswer]:
+    """Members whose cluster ID differs from most members' (one started alone, or with another
+    initial cluster or token, bootstrapped a cluster of its own), the first one's when there is a tie."""
+    answering = view.answering()
+    counts = Counter(a.cluster_id for a in answering)
+    if len(counts) < 2:
+        return []
+    largest = counts.most_common(1)[0][0]  # on a tie, the first member's (most_common keeps insertion order)
+    return [a for a in answering if a.cluster_id != largest]
+
+
+def _journals_of(ctx: HostContext, answers: Sequence[MemberAnswer]) -> list[str]:
+    """The etcd diagnosis of each member named (its journal: "cluster ID mismatch" says which clusters
+    its peers and it belong to); read without recording, only where the etcd.service fact is gathered."""
+    lines: list[str] = []
+    for answer in answers:
+        if ctx.session.facts(answer.host).record(facts.etcd_service.name):
+            lines += [
+                f"{answer.host.name} ({answer.host.etcd_name}):",
+                *ctx.session.facts(answer.host).get(facts.etcd_service).diagnosis(),
+            ]
+    return lines
 
 
 def _peers_on_the_silent(ctx: HostContext, view: ClusterView) -> list[str]:

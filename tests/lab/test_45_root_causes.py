@@ -26,6 +26,7 @@ from cryptography.x509.oid import NameOID
 
 from kubeproof.inventory import Cluster, load_cluster_file
 from kubeproof.transport import Connection, Transport
+from tests.lab.control_plane import stop_at_once
 from tests.lab.etcd_commands import etcdctl_command
 from tests.lab.suite_runner import REPO, SuiteRun, run_suites
 from tests.lab.test_31_faults_core import resign
@@ -240,11 +241,13 @@ class StoppedUnit:
     # masked for the run (--runtime: gone at reboot): docker Requires=flanneld, and docker.socket
     # would start docker, and with it flanneld, at the first connection
     mask: bool = False
+    # killed rather than waited for: kube-apiserver stops gracefully in about a minute (control_plane.py)
+    kill: bool = False
 
 
 STOPPED_UNITS = {
     "etcd on node02": StoppedUnit("node02", ("etcd",), "ETCD-06", ("etcd",)),
-    "kube-apiserver": StoppedUnit("master01", ("kube-apiserver",), "MASTER-03", ("kube-apiserver",)),
+    "kube-apiserver": StoppedUnit("master01", ("kube-apiserver",), "MASTER-03", ("kube-apiserver",), kill=True),
     "kube-controller-manager": StoppedUnit(
         "master01", ("kube-controller-manager",), "MASTER-09", ("kube-controller-manager",), wait_seconds=20
     ),
@@ -269,7 +272,10 @@ def test_a_stopped_unit_is_the_root_cause(cluster: Cluster, transport: Transport
     try:
         if stopped.mask:
             sh(connection, shlex.join(["systemctl", "mask", "--runtime", *stopped.units]))
-        sh(connection, shlex.join(["systemctl", "stop", *stopped.units]))
+        sh(
+            connection,
+            stop_at_once(*stopped.units) if stopped.kill else shlex.join(["systemctl", "stop", *stopped.units]),
+        )
         time.sleep(stopped.wait_seconds)
         extra = () if stopped.smoke else WITHOUT_SMOKE
         diagnosis = diagnose(cluster, tmp_path, fault.replace(" ", "-"), *extra)

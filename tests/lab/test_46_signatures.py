@@ -63,11 +63,11 @@ class Lab(FaultLab):
     """test_41's lab helpers (sh, ok, wait, etcdctl, file) and what the signature faults add."""
 
     def journal_has(self, name: str, unit: str, text: str, since: float | None = None) -> Callable[[], bool]:
-        """Whether the unit's last 50 journal lines (logged after `since`, a time.time(), when given:
-        an earlier test's fault may have logged the same line) contain the text."""
-        argv = ["journalctl", "-u", unit, "-n", "50", "--no-pager", "-o", "cat"]
-        if since is not None:
-            argv += ["--since", f"@{int(since)}"]  # the nodes share this machine's clock
+        """Whether the unit's last 50 journal lines contain the text; given `since` (a time.time(): an
+        earlier test's fault may have logged the same line), every line logged after it does."""
+        argv = ["journalctl", "-u", unit, "--no-pager", "-o", "cat"]
+        # the nodes share this machine's clock; with --since, -n would count from since, not from the end
+        argv += ["-n", "50"] if since is None else ["--since", f"@{int(since)}"]
         return lambda: self.ok(name, shlex.join(argv) + " | grep -qF -- " + shlex.quote(text))
 
     def etcd_down(self, name: str) -> Callable[[], bool]:

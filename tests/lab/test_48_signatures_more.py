@@ -24,15 +24,15 @@ Faults on different hosts share one suite run (the CI budget is tight); each is 
 6. kube-proxy.kubeconfig embedding another CA on node01 (SIG-PROXY-03) and carrying a client
    certificate of another CA on node02 (SIG-PROXY-02): the kubeconfig's rows carry kube-proxy's journal;
 7. kube-apiserver restarted with --etcd-cafile set to the Kubernetes CA while node02's etcd is
-   stopped: unknown authority (SIG-APISERVER-01) and connection refused (SIG-APISERVER-04).
+   stopped: unknown authority (SIG-APISERVER-01) and connection refused (SIG-APISERVER-04); in the
+   same window node02's etcd bootstrapping a cluster of its own (SIG-ETCD-08), then kube-apiserver
+   with a client certificate etcd refuses (SIG-APISERVER-02), giving up 20 s into each run of its
+   restart loop (SIG-APISERVER-05, read from the run before the one in progress).
 
 Not here (tried on the lab):
 * SIG-FLANNEL-02: flanneld v0.28.10 with the wrong -etcd-cafile logs nothing while its etcd client
   retries the handshake; the line comes only when systemd cancels its start (TimeoutStartSec, 90 s),
   and the restart that follows is silent again: too slow for CI (the line is an offline sample).
-* SIG-APISERVER-05: kube-apiserver logs "Error creating leases" 20 s into a run and is restarted at
-  once; the run in progress then matches SIG-APISERVER-01/04 and the fatal line of the run before is
-  not read (the line is an offline sample).
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ from pathlib import Path
 import pytest
 
 from kubeproof import layout
+from kubeproof.facts.etcd import parse_env_file
+from tests.lab.control_plane import restart_at_once
 from tests.lab.kubelet_faults import (
     KUBELET_BOOTSTRAP_FAULTS,
     KUBELET_CERT,
@@ -58,7 +60,7 @@ from tests.lab.kubelet_faults import (
     nodes_ready,
     throwaway_ca,
 )
-from tests.lab.suite_runner import run_suites
+from tests.lab.suite_runner import SuiteRun, run_suites
 from tests.lab.test_31_faults_core import resign
 from tests.lab.test_41_faults_etcd_flannel import FLANNELD_OPTIONS, open_lab
 from tests.lab.test_46_signatures import (
@@ -69,6 +71,7 @@ from tests.lab.test_46_signatures import (
     Lab,
     _assert_clean,
     _assert_names_signature,
+    _set_env,
     _suites,
 )
 
@@ -86,6 +89,14 @@ NODE_SUITE = "suites/test_08_node.py"
 ETCD_CA = layout.ETCD_SSL + "/ca.pem"
 K8S_CA = layout.K8S_SSL + "/ca.pem"
 UNKNOWN_AUTHORITY = "x509: certificate signed by unknown authority"
+ETCD_CERT = layout.ETCD_SSL + "/server.pem"
+ETCD_KEY = layout.ETCD_SSL + "/server-key.pem"
+APISERVER_CERT = layout.K8S_SSL + "/apiserver.pem"
+APISERVER_KEY = layout.K8S_SSL + "/apiserver-key.pem"
+APISERVER = "kube-apiserver.service"
+REFUSED = ("refused", "connect: connection refused")
+BAD_CERTIFICATE = "remote error: tls: bad certificate"
+GAVE_UP = "Error creating leases: error creating storage factory"
 
 
 @pytest.fixture(scope="module")
@@ -390,37 +401,99 @@ def test_kube_proxy_refused_by_or_refusing_the_apiserver_is_named_by_its_signatu
 
 
 def test_apiserver_without_etcd_is_named_by_its_signatures(lab: Lab, tmp_path: Path) -> None:
+    """Three faults in one window where kube-apiserver reaches no etcd (one heal for the three: it
+    restarts the node agents and waits for them), node02's etcd stopped throughout but for (b):
+    (a) --etcd-cafile set to the Kubernetes CA: unknown authority, connection refused;
+    (b) node02's etcd bootstrapping a cluster of its own (SIG-ETCD-08): safe only while the apiserver
+        reads nothing from etcd, else it would serve node02's empty store;
+    (c) --etcd-certfile/--etcd-keyfile of the Kubernetes CA: etcd refuses the client certificate, and
+        20 s into each run the apiserver gives up with "Error creating leases"."""
     options, mode = lab.file("master01", APISERVER_OPTIONS)
     wrong_ca = _replace(options, "--etcd-cafile=" + ETCD_CA, "--etcd-cafile=" + K8S_CA)
+    wrong_cert = _replace(options, "--etcd-certfile=" + ETCD_CERT, "--etcd-certfile=" + APISERVER_CERT)
+    wrong_cert = _replace(wrong_cert, "--etcd-keyfile=" + ETCD_KEY, "--etcd-keyfile=" + APISERVER_KEY)
+    solo_dir = ""
     try:
         lab.sh("node02", "systemctl stop etcd.service")  # two members keep the quorum
-        lab.write("master01", APISERVER_OPTIONS, wrong_ca, mode)
-        lab.sh("master01", "systemctl restart kube-apiserver.service", timeout=150)
-        for what, text in (("unknown authority", UNKNOWN_AUTHORITY), ("refused", "connect: connection refused")):
-            lab.wait(
-                f"the apiserver's etcd client: {what}", lab.journal_has("master01", "kube-apiserver.service", text)
-            )
-
+        _restart_apiserver_with(lab, wrong_ca, mode, ("unknown authority", UNKNOWN_AUTHORITY), REFUSED)
         # the apiserver never serves: MASTER-04:chain (no TLS handshake on 6443) carries its journal
-        junit = tmp_path / "apiserver-etcd.xml"
-        only = ("-p", "no:cacheprovider", "-k", "MASTER-03 or MASTER-04")
-        broken = run_suites(CLUSTER_FILE, ["suites/test_07_master.py"], *only, junit=junit)
+        broken = _master_suite(tmp_path, "apiserver-etcd-ca")
         for signature, points_to, line in (
             ("SIG-APISERVER-01", "MASTER-03", UNKNOWN_AUTHORITY),
-            ("SIG-APISERVER-04", "ETCD-07", "connect: connection refused"),
+            ("SIG-APISERVER-04", "ETCD-07", REFUSED[1]),
+        ):
+            _assert_names_signature(broken, "MASTER-04:chain@master01", signature, points_to, line)
+
+        solo_dir = _member_in_a_cluster_of_its_own(lab, tmp_path)
+
+        since = _restart_apiserver_with(lab, wrong_cert, mode, ("refused certificate", BAD_CERTIFICATE), REFUSED)
+        lab.wait("the apiserver giving up", lab.journal_has("master01", APISERVER, GAVE_UP, since), 60)
+        broken = _master_suite(tmp_path, "apiserver-etcd-cert")
+        for signature, points_to, line in (
+            ("SIG-APISERVER-02", "MASTER-03", BAD_CERTIFICATE),
+            ("SIG-APISERVER-04", "ETCD-07", REFUSED[1]),
+            ("SIG-APISERVER-05", "ETCD-07", GAVE_UP),
         ):
             _assert_names_signature(broken, "MASTER-04:chain@master01", signature, points_to, line)
     finally:
         lab.write("master01", APISERVER_OPTIONS, options, mode)
+        if solo_dir:
+            _forget_solo_cluster(lab, solo_dir)
         lab.sh("node02", "systemctl start etcd.service")
         lab.wait_etcd_healthy("node02")
-        lab.sh(
-            "master01",
-            "systemctl reset-failed kube-apiserver.service; systemctl restart kube-apiserver.service",
-            timeout=150,
-        )
+        lab.sh("master01", restart_at_once("kube-apiserver"), timeout=150)
         lab.wait("the apiserver ready", lambda: lab.ok("master01", "kubectl get --raw /readyz"), 120)
         for host in lab.cluster.workers:  # fresh informers, not client-go's backoff (test_42)
             lab.sh(host.name, "systemctl restart kubelet kube-proxy")
         lab.wait("every node Ready", nodes_ready(lab, len(lab.cluster.workers)), READY_SECONDS)
     lab.wait_until_suites_clean(tmp_path, "apiserver-etcd-healed", CONTROL_SUITES)
+
+
+def _restart_apiserver_with(lab: Lab, options: bytes, mode: int, *lines: tuple[str, str]) -> float:
+    """kube-apiserver restarted with these options; waits for each (what, text) line it logs."""
+    since = time.time()
+    lab.write("master01", APISERVER_OPTIONS, options, mode)
+    lab.sh("master01", restart_at_once("kube-apiserver"), timeout=150)
+    for what, text in lines:
+        lab.wait(f"the apiserver's etcd client: {what}", lab.journal_has("master01", APISERVER, text, since))
+    return since
+
+
+def _master_suite(tmp_path: Path, name: str) -> SuiteRun:
+    only = ("-p", "no:cacheprovider", "-k", "MASTER-03 or MASTER-04")
+    return run_suites(CLUSTER_FILE, ["suites/test_07_master.py"], *only, junit=tmp_path / f"{name}.xml")
+
+
+def _member_in_a_cluster_of_its_own(lab: Lab, tmp_path: Path) -> str:
+    """node02's etcd started alone on an empty data dir (ETCD_INITIAL_CLUSTER of itself only): it
+    bootstraps a cluster of its own under the same name and peer URL. Its former peers still list it
+    and dial it; both sides log "cluster ID mismatch". ETCD-09 names the member and its journal.
+    Returns the fault's data dir (the member's own is untouched), stopped again after."""
+    env, mode = lab.file("node02", layout.ETCD_ENV_FILE)
+    data_dir = parse_env_file(env.decode()).get("ETCD_DATA_DIR", "")
+    assert data_dir.startswith("/"), f"ETCD_DATA_DIR is not set in {layout.ETCD_ENV_FILE}"
+    solo_dir = data_dir.rstrip("/") + "." + FAULT
+    assert not lab.ok("node02", "test -e " + shlex.quote(solo_dir)), f"{solo_dir} exists before the fault"
+    node02 = lab.host("node02")
+    text = _set_env(env.decode(), "ETCD_DATA_DIR", solo_dir)
+    text = _set_env(text, "ETCD_INITIAL_CLUSTER", f"{node02.etcd_name}=https://{node02.address}:2380")
+    since = time.time()
+    try:
+        lab.write("node02", layout.ETCD_ENV_FILE, text.encode(), mode)
+        lab.sh("node02", "systemctl start etcd.service")
+        lab.wait("a cluster of its own", lambda: lab.ok("node02", lab.etcdctl("node02", "endpoint", "health")))
+        lab.wait("its peers refused", lab.journal_has("node02", "etcd.service", "cluster ID mismatch", since))
+        broken = _suites(tmp_path, "etcd-solo", ETCD_SUITE)
+        message = _assert_names_signature(broken, "ETCD-09@master01", "SIG-ETCD-08", "ETCD-05", "cluster ID mismatch")
+        assert "members belong to different clusters" in message and "node02 (etcd03):" in message, message
+        for key in ("ETCD-05@node02", "ETCD-05:identical@master01"):  # the settings that caused it
+            assert broken.outcome_of(key) == "failed", key
+    finally:
+        lab.write("node02", layout.ETCD_ENV_FILE, env, mode)
+        lab.sh("node02", "systemctl stop etcd.service")
+    return solo_dir
+
+
+def _forget_solo_cluster(lab: Lab, solo_dir: str) -> None:
+    assert solo_dir.endswith("." + FAULT)  # never anything but the fault's own directory
+    lab.sh("node02", "systemctl stop etcd.service; " + shlex.join(["rm", "-rf", "--", solo_dir]))

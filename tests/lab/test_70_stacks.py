@@ -36,6 +36,7 @@ from kubeproof.inventory import load_cluster_file
 from kubeproof.lab.settings import LabSettings
 from kubeproof.lab.stacks import STACKS, Stack
 from kubeproof.transport import Transport
+from tests.lab.control_plane import restart_at_once
 from tests.lab.stack_builds import ENVIRONMENT_VARIABLE, NONE, build_walls, chosen_stacks
 from tests.lab.suite_runner import REPO, SuiteRun, run_suites
 from tests.lab.test_46_signatures import _assert_names_signature
@@ -47,12 +48,8 @@ MEASUREMENTS = Path(os.environ.get("KUBEPROOF_STATE", REPO / ".kubeproof")) / "m
 # today's skips (test_30): rows that do not apply on this machine whatever the versions
 MACHINE_SKIPS = {"NODE-09:ipvs"}
 KAS_OPTIONS = "/opt/kubernetes/cfg/kube-apiserver"
-# v1.19's kube-apiserver takes 60 s to stop gracefully (its HTTP server waits out the open watches
-# of the kubelets and controllers, seen on the lab: "Stopped listening" at 09:41:26, the exit at
-# 09:42:26); what these tests change is read at start, so the old process is killed instead
-RESTART_APISERVER_AT_ONCE = (
-    "systemctl kill --signal=SIGKILL kube-apiserver; systemctl restart kube-apiserver && sleep 3"
-)
+# the old kube-apiserver killed, not waited for (control_plane.py); 3 s for the new one to listen
+RESTART_APISERVER_AT_ONCE = restart_at_once("kube-apiserver") + " && sleep 3"
 KUBELET_CONFIG = "/opt/kubernetes/cfg/kubelet-config.yaml"
 ETCDCTL_V2 = (
     "ETCDCTL_API=2 /opt/etcd/bin/etcdctl --ca-file=/opt/etcd/ssl/ca.pem --cert-file=/opt/etcd/ssl/server.pem"

@@ -464,3 +464,35 @@ def test_journal_command_drops_a_goroutine_dump_and_keeps_the_fatal_line() -> No
     assert kept[2].endswith("status=255/EXCEPTION") and kept[3].startswith("  a continuation line")
     own = [line.message for line in error_lines(own_lines(parse_journal(kept[:3])))]
     assert len(own) == 1 and own[0].startswith("F1206 02:52:24.062211"), own
+
+
+# kube-apiserver crash-looping without etcd, as on the lab: a run gives up after 20 s with its fatal
+# line and systemd restarts it at once; the run in progress only says what it meets
+_APISERVER = "kube-apiserver.service - Kubernetes API Server"
+APISERVER_LOOP = [
+    f"{AT} systemd[1]: Starting {_APISERVER}...",
+    _line("kube-apiserver", SAMPLES["SIG-APISERVER-04"][1]),
+    _line("kube-apiserver", SAMPLES["SIG-APISERVER-05"][1]),
+    f"{AT} systemd[1]: kube-apiserver.service: Main process exited, code=exited, status=255/EXCEPTION",
+    f"{AT} systemd[1]: kube-apiserver.service: Failed with result 'exit-code'.",
+    f"{AT} systemd[1]: kube-apiserver.service: Scheduled restart job, restart counter is at 1.",
+    f"{AT} systemd[1]: Stopped {_APISERVER}.",
+    f"{AT} systemd[1]: Starting {_APISERVER}...",
+    _line("kube-apiserver", SAMPLES["SIG-APISERVER-04"][1]),
+]
+
+
+def test_a_restart_loops_run_in_progress_also_names_how_the_run_before_ended() -> None:
+    lines = explain.render_service_journal("kube-apiserver.service", "kube-apiserver: activating", APISERVER_LOOP)
+    assert lines[1].startswith("matched SIG-APISERVER-04 → points to ETCD-07:"), lines
+    assert lines[2].startswith("matched SIG-APISERVER-05 → points to ETCD-07:"), lines
+    assert "kube-apiserver: the run before it, in the same restart loop, ended with SIG-APISERVER-05" in lines
+    shown = [line for line in lines if line.startswith("  ")]
+    assert "Error creating leases" in shown[0] and "connection refused" in shown[-1]  # in logged order
+
+
+def test_a_run_started_by_hand_does_not_name_how_the_runs_before_it_ended() -> None:
+    by_hand = [line for line in APISERVER_LOOP if "Scheduled restart job" not in line]
+    lines = explain.render_service_journal("kube-apiserver.service", "kube-apiserver: activating", by_hand)
+    assert lines[1].startswith("matched SIG-APISERVER-04 → points to ETCD-07:"), lines
+    assert not any("SIG-APISERVER-05" in line or "Error creating leases" in line for line in lines)

@@ -257,6 +257,37 @@ def test_leaders_disagree(cluster: Cluster) -> None:
     ]
 
 
+def test_a_member_in_a_cluster_of_its_own_is_named_with_its_journal(cluster: Cluster) -> None:
+    """etcd03 bootstrapped alone: it leads itself in another cluster; the two others agree."""
+    listed = _listed(cluster)
+    answers = {
+        "master01": _member_answer(cluster, "master01", member_id=1, cluster_id=0xA1, leader_id=1, members=listed),
+        "node01": _member_answer(cluster, "node01", member_id=2, cluster_id=0xA1, leader_id=1, members=listed),
+        "node02": _member_answer(cluster, "node02", member_id=9, cluster_id=0xB2, leader_id=9, members=listed[2:]),
+    }
+    outputs = {"node02": {etcd_facts.etcd_service: service_capture(GUIDE_ETCD_ENV, GUIDE_ETCD_UNIT, None, {})}}
+    session = _api_session(cluster, answers, outputs=outputs)
+    session.facts(cluster.host("node02")).get(etcd_facts.etcd_service)  # gathered, as at session start
+    leader = PROBES["etcd_leader_problems"](session.context(cluster.host("master01")), "")
+    assert leader.value == [
+        "members disagree on the leader: etcd01 sees etcd01, etcd02 sees etcd01, etcd03 sees 9",
+        "leader 9 is not in the member list",
+        "members belong to different clusters: etcd01 in cluster a1, etcd02 in cluster a1, etcd03 in cluster b2",
+    ]
+    odd = leader.diagnosis.index("node02 (etcd03):")
+    assert leader.diagnosis[odd + 1].startswith("etcd.service: ")  # its service state, then its journal
+
+
+def test_one_cluster_names_no_split(cluster: Cluster) -> None:
+    listed = _listed(cluster)
+    answers = {
+        name: _member_answer(cluster, name, member_id=i + 1, cluster_id=0xA1, leader_id=1, members=listed)
+        for i, name in enumerate(["master01", "node01", "node02"])
+    }
+    session = _api_session(cluster, answers)
+    assert PROBES["etcd_leader_problems"](session.context(cluster.host("master01")), "").value == []
+
+
 def _exposure_outputs(cluster: Cluster, lines: str) -> dict[str, dict[Fact[Any], str | tuple[str, str, int]]]:
     outputs: dict[str, dict[Fact[Any], str | tuple[str, str, int]]] = {}
     for host in cluster.hosts:

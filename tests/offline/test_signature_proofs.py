@@ -19,11 +19,8 @@ NAMED = re.compile(r"\"(SIG-[A-Z]+-\d{2})\"|matched (SIG-[A-Z]+-\d{2}) ")
 
 # Not proven on the lab, each with what was seen when it was tried or read.
 UNPROVEN = {
-    "SIG-ETCD-08": "a member that bootstrapped a cluster of its own stays up: no row attaches etcd's journal to it",
     "SIG-FLANNEL-02": "flanneld v0.28.10 logs the handshake error only when systemd cancels its start (90 s)",
-    "SIG-APISERVER-02": "one more kube-apiserver restart without etcd (about 100 s) beside test_48's",
     "SIG-APISERVER-03": "a SAN-less member leaves the apiserver two others: no apiserver row fails",
-    "SIG-APISERVER-05": "the run that logs it is restarted at once; the next run's lines are read",
     "SIG-KCM-01": (
         "an info line logged once, when the controllers start: kube-controller-manager logged 214 more lines in"
         " the next 3 s on the lab, so the line has left the 200-line journal window a run reads"
