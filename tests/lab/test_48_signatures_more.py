@@ -7,7 +7,8 @@ Faults on different hosts share one suite run (the CI budget is tight); each is 
    own line) and its kubelet restarted while cri-dockerd is stopped (SIG-KUBELET-06); node02's
    docker with "bip" in /etc/docker/daemon.json beside flannel's --bip (SIG-DOCKER-02) and its
    kube-proxy declared mode ipvs on a kernel without IP_VS (SIG-PROXY-01);
-2. control plane: kube-controller-manager's signing certificate path missing (SIG-KCM-02); node01's
+2. control plane: kube-controller-manager's signing certificate path missing (SIG-KCM-02);
+   kube-scheduler's kubeconfig naming a closed port (SIG-SCHED-01, on the stale lease's row); node01's
    kubelet without its client certificate, its new CSR pending (SIG-KUBELET-01, logged at --v=2,
    the installer's level); node02's docker given flannel's gateway as --bip without its prefix
    length, a hand-written /run/flannel/docker (SIG-DOCKER-01: "invalid CIDR address"). Tried on
@@ -97,6 +98,9 @@ APISERVER = "kube-apiserver.service"
 REFUSED = ("refused", "connect: connection refused")
 BAD_CERTIFICATE = "remote error: tls: bad certificate"
 GAVE_UP = "Error creating leases: error creating storage factory"
+SCHEDULER = "kube-scheduler.service"
+SCHEDULER_KUBECONFIG = layout.K8S_CFG + "/kube-scheduler.kubeconfig"
+CLOSED_PORT = 6999  # on master01: asserted closed before the fault
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +194,16 @@ def test_signing_ca_missing_and_kubelet_waiting_for_its_csr_are_named(lab: Lab, 
     docker_opts, docker_opts_mode = lab.file("node02", layout.FLANNEL_DOCKER_OPTS)
     units = lab.active_units("node02")
     assert {"docker.service", "cri-dockerd.service"} <= units
+    scheduler_kubeconfig, scheduler_mode = lab.file("master01", SCHEDULER_KUBECONFIG)
+    secure_port = f"server: https://{lab.host('master01').address}:6443"
+    assert not lab.sh("master01", shlex.join(["ss", "-Hltn", f"sport = :{CLOSED_PORT}"])).strip()
+    since = time.time()
     try:
+        # master01: kube-scheduler's kubeconfig names a port nothing listens on; the old process is
+        # killed, not stopped gracefully (control_plane.py), and its lease goes stale
+        closed = _replace(scheduler_kubeconfig, secure_port, secure_port.replace(":6443", f":{CLOSED_PORT}"))
+        lab.write("master01", SCHEDULER_KUBECONFIG, closed, scheduler_mode)
+        lab.sh("master01", restart_at_once("kube-scheduler"))
         # master01: --cluster-signing-cert-file names a file that is not there
         broken_options = _replace(
             kcm_options, "--cluster-signing-cert-file=" + K8S_CA, "--cluster-signing-cert-file=" + missing_ca
@@ -213,7 +226,11 @@ def test_signing_ca_missing_and_kubelet_waiting_for_its_csr_are_named(lab: Lab, 
             120,
         )
 
+        scheduler_refused = f"dial tcp {lab.host('master01').address}:{CLOSED_PORT}: connect: connection refused"
+        lab.wait("kube-scheduler's line", lab.journal_has("master01", SCHEDULER, scheduler_refused, since))
+
         broken = _suites(tmp_path, "kcm-csr", CONTROL_SUITES)
+        _assert_names_signature(broken, "MASTER-08@master01", "SIG-SCHED-01", "MASTER-03", scheduler_refused)
         # kcm crash-loops: between runs its unit row fails; while a new run waits for the leader
         # lease (its own, not released by the crash) the unit is active and the signing row fails
         keys = ("MASTER-09:unit@master01", "MASTER-09:signing@master01")
@@ -240,6 +257,8 @@ def test_signing_ca_missing_and_kubelet_waiting_for_its_csr_are_named(lab: Lab, 
             "master01",
             "systemctl reset-failed kube-controller-manager.service; systemctl restart kube-controller-manager.service",
         )
+        lab.write("master01", SCHEDULER_KUBECONFIG, scheduler_kubeconfig, scheduler_mode)
+        lab.sh("master01", restart_at_once("kube-scheduler"))
         lab.sh("node01", "systemctl stop kubelet.service")
         lab.sh(
             "node01",

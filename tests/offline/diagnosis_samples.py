@@ -462,4 +462,16 @@ LAB_LINES: list[tuple[str, str, str, str, str]] = [
             "rage factory: context deadline exceeded"
         ),
     ),
+    (
+        "SIG-SCHED-01",
+        "kube-scheduler",
+        "kube-scheduler",
+        "kube-scheduler's kubeconfig at a closed port (6999)",
+        (
+            'E1206 12:49:46.542971    6019 reflector.go:205] "Failed to watch" err="failed to list *v1.Pod: Get '
+            '\\"https://192.168.61.17:6999/api/v1/pods?fieldSelector=status.phase%21%3DSucceeded%2Cstatus.phase%21%3DF'
+            'ailed&limit=500&resourceVersion=0\\": dial tcp 192.168.61.17:6999: connect: connection refused" logger="Un'
+            'handledError"'
+        ),
+    ),
 ]
