@@ -38,7 +38,12 @@ JOURNAL_LINES = 200
 # "file.go:123 +0x47", "created by ..."), from this many lines back, so the program's own last
 # lines are what is read.
 GOROUTINE_DUMP_SCAN = 20000
-_GOROUTINE_DUMP = r"(goroutine [0-9]+ \[|created by |[[:space:]]|[^ ]+\(.*\)$|\.\.\.additional frames elided)"
+_GOROUTINE_DUMP = r"goroutine [0-9]+ \[|created by |[[:space:]]|[^ ]+\(.*\)$|\.\.\.additional frames elided"
+# Kubernetes components log every flag at each start (kube-apiserver v1.34 about 150 lines of klog's
+# "flags.go:64] FLAG: --name=value"): dropped too, so that a crash loop's run in progress does not
+# push the run before it, and its fatal line, out of the lines read.
+_FLAG_DUMP = r"I[0-9]{4} [0-9:.]+ +[0-9]+ flags\.go:[0-9]+\] FLAG: "
+_NOT_READ = "(" + _GOROUTINE_DUMP + "|" + _FLAG_DUMP + ")"
 # a shown line longer than this is cut (zap JSON lines of the etcd client run to 1000+ characters)
 MAX_LINE_CHARS = 400
 
@@ -140,7 +145,7 @@ def journal_command(unit: str, lines: int = JOURNAL_LINES, output: str = "short-
     # where the program's message begins: after "unit[pid]: " (a line starting with blanks is
     # journalctl's continuation of a multi-line message, kept), or at the start with -o cat
     begins = "^" if output == "cat" else r"\]: "
-    drop = shlex.join(["grep", "-v", "-E", begins + _GOROUTINE_DUMP])
+    drop = shlex.join(["grep", "-v", "-E", begins + _NOT_READ])
     return f"{shlex.join(argv)} 2>&1 | {drop} | tail -n {int(lines)}"
 
 

@@ -474,4 +474,17 @@ LAB_LINES: list[tuple[str, str, str, str, str]] = [
             'handledError"'
         ),
     ),
+    (
+        "SIG-APISERVER-03",
+        "kube-apiserver",
+        "kube-apiserver",
+        "--etcd-servers naming node01 by its host name; etcd's certificate lists IP addresses only",
+        (
+            "W1206 12:59:48.576633    9426 logging.go:55] [core] [Channel #2 SubChannel #9]grpc: addrConn.createTr"
+            'ansport failed to connect to {Addr: "node01:2379", ServerName: "node01:2379", BalancerAttributes: {"<%'
+            '!p(pickfirstleaf.managedByPickfirstKeyType={})>": "<%!p(bool=true)>" }}. Err: connection error: desc '
+            '= "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate i'
+            's not valid for any names, but wanted to match node01"'
+        ),
+    ),
 ]

@@ -496,3 +496,19 @@ def test_a_run_started_by_hand_does_not_name_how_the_runs_before_it_ended() -> N
     lines = explain.render_service_journal("kube-apiserver.service", "kube-apiserver: activating", by_hand)
     assert lines[1].startswith("matched SIG-APISERVER-04 → points to ETCD-07:"), lines
     assert not any("SIG-APISERVER-05" in line or "Error creating leases" in line for line in lines)
+
+
+def test_journal_command_drops_the_flag_dump_of_each_start() -> None:
+    """kube-apiserver v1.34 logs about 150 FLAG lines at each start (seen on the lab); they are dropped
+    on the host, so the lines read reach back to the run before's fatal line."""
+    at = "2026-12-06T12:42:09+0000 master01 kube-apiserver[1385]: "
+    journal = [
+        at + "F1206 12:42:04.267667    1283 instance.go:232] Error creating leases: error creating storage factory",
+        "2026-12-06T12:42:09+0000 master01 systemd[1]: Started kube-apiserver.service - Kubernetes API Server.",
+        *(at + f'I1206 12:42:09.474333    1385 flags.go:64] FLAG: --flag-{n}="value"' for n in range(150)),
+        at + "I1206 12:42:09.474779    1385 options.go:263] external host was not specified, using 192.168.61.17",
+    ]
+    pipeline = journal_command("kube-apiserver", 3).split(" | ", 1)[1]
+    done = subprocess.run(["sh", "-c", pipeline], input="\n".join(journal) + "\n", capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [journal[0], journal[1], journal[-1]]
