@@ -79,6 +79,10 @@ def run_cross_ping(session: Session) -> PingRun:
             if down is not None:  # the others still ping each other
                 run.unreachable[worker.name] = down
                 continue
+            not_running = _docker_not_running(session, worker)
+            if not_running:
+                run.start_errors[worker.name] = not_running
+                continue
             command = _start_script(names[worker.name], cluster.images.test)
             run.commands.append(f"{worker.name}$ {command}")
             attempted.append(worker)  # before running: a half-started container must be removed too
@@ -115,6 +119,18 @@ def run_cross_ping(session: Session) -> PingRun:
             with contextlib.suppress(ProbeError):
                 session.transport.connection(worker).run("docker rm -f " + shlex.quote(names[worker.name]), timeout=60)
     return run
+
+
+def _docker_not_running(session: Session, worker: HostSpec) -> str:
+    """Why no probe container can start on the worker, as its docker.service fact says; "" when docker
+    runs. The docker CLI would otherwise wait on docker.socket for a docker that cannot start (while
+    flanneld does not start: Requires=flanneld), for the command's whole timeout, twice: 120 s on the lab.
+    """
+    try:
+        service = session.facts(worker).get(facts.docker_service)
+    except ProbeError:  # the fact could not be read: starting the container says what is wrong
+        return ""
+    return "" if service.properties.get("ActiveState") == "active" else f"docker.service is {service.state}"
 
 
 @probe("flannel_cross_node_ping")

@@ -345,3 +345,21 @@ def test_docker_wiring(cluster: Cluster) -> None:
 def test_cross_ping_scripts_are_valid_sh() -> None:
     sh_syntax(cross_ping._start_script("kubeproof-probe-node01-ab12", "kubeproof/testbox:1"))
     sh_syntax(cross_ping._ping_script("kubeproof-probe-node01-ab12", ["172.17.90.2", "172.17.33.2"]))
+
+
+def test_cross_ping_starts_no_container_where_docker_is_not_running(cluster: Cluster) -> None:
+    """The docker CLI would wait on docker.socket for a docker that cannot start: FLANNEL-08 asks the
+    gathered docker.service fact first (120 s of timeouts on the lab, with flanneld failing to start)."""
+    stopped = LAB_DOCKER_SERVICE_NODE01.replace("ActiveState=active\n", "ActiveState=inactive\n")
+    stopped = stopped.replace("SubState=running\n", "SubState=dead\n")
+    session = offline_session(
+        cluster,
+        {
+            "node01": {net_facts.docker_service: LAB_DOCKER_SERVICE_NODE01},
+            "node02": {net_facts.docker_service: stopped},
+        },
+    )
+    assert cross_ping._docker_not_running(session, cluster.host("node01")) == ""
+    assert (
+        cross_ping._docker_not_running(session, cluster.host("node02")) == "docker.service is inactive (dead), enabled"
+    )

@@ -19,7 +19,6 @@ NAMED = re.compile(r"\"(SIG-[A-Z]+-\d{2})\"|matched (SIG-[A-Z]+-\d{2}) ")
 
 # Not proven on the lab, each with what was seen when it was tried or read.
 UNPROVEN = {
-    "SIG-FLANNEL-02": "flanneld v0.28.10 logs the handshake error only when systemd cancels its start (90 s)",
     "SIG-KCM-01": (
         "an info line logged once, when the controllers start: kube-controller-manager logged 214 more lines in"
         " the next 3 s on the lab, so the line has left the 200-line journal window a run reads"
