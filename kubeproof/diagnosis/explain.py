@@ -30,6 +30,7 @@ from kubeproof.diagnosis.journal import (
     systemd_notes,
     unit_file_name,
     unit_short_name,
+    whole_run_command,
 )
 from kubeproof.diagnosis.signatures import (
     Signature,
@@ -44,12 +45,15 @@ MAX_MATCHES_SHOWN = 3
 COMPANION_UNITS: Mapping[str, tuple[str, ...]] = {"kubelet": ("cri-dockerd",)}
 STATE_PROPERTIES = "LoadState,ActiveState,SubState,UnitFileState,Result,NRestarts"
 _SECTION = "@@kp-journal "
+_WHOLE_RUN_SECTION = "@@kp-whole-run "
 
 
 @dataclass(frozen=True)
 class UnitJournal:
     unit: str  # the catalogue's name: etcd, kubelet, cri-dockerd
     lines: tuple[JournalLine, ...]
+    # lines of the current run found by its whole-run signatures' text (`whole_run_command`)
+    whole_run: tuple[JournalLine, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,14 @@ def diagnose(
                 f"{journal.unit}: the run before it, in the same restart loop, ended with "
                 + ", ".join(match.signature.id for match in ended_with)
             )
+        at_start = [] if earlier else _logged_at_start(journal, [*found, *ended_with], signatures)
+        if at_start:
+            sources.append(
+                f"{journal.unit}: "
+                + ", ".join(match.signature.id for match in at_start)
+                + " matched a line logged when its run started, before the lines read"
+            )
+        ended_with = at_start + ended_with
         matches += found + ended_with
         hits = {id(match.line) for match in found}
         matched_keys = {repeat_key(match.line) for match in found}
@@ -160,6 +172,17 @@ def diagnose(
             candidates.append(ShownLine(journal.unit, text, matched, (position, index)))
     note = empty_note or f"no own lines in the last {JOURNAL_LINES} journal lines"
     return JournalDiagnosis(tuple(matches), tuple(candidates), note, problem, tuple(sources))
+
+
+def _logged_at_start(
+    journal: UnitJournal, found: Sequence[SignatureMatch], signatures: Sequence[Signature]
+) -> list[SignatureMatch]:
+    """The whole-run signatures that matched a line of the current run which the last lines read
+    did not include (kube-controller-manager logs "Skipping CSR signer controller" once, then 214
+    lines in the next 3 s on the lab)."""
+    seen = {match.signature.id for match in found}
+    once = [signature for signature in signatures if signature.whole_run and signature.id not in seen]
+    return match_signatures(journal.unit, own_lines(journal.whole_run), once) if once and journal.whole_run else []
 
 
 def _how_the_run_before_ended(
@@ -205,26 +228,41 @@ def render(
 
 
 def unit_diagnosis_command(unit: str) -> str:
-    """The unit's state and its journal (and its companions'): one command, run once per session."""
+    """The unit's state and its journal (and its companions'): one command, run once per session.
+    A unit with whole-run signatures gets a second section: its current run's lines that hold their
+    text."""
+    signatures, _ = _catalogue()
     parts = [shlex.join(["systemctl", "show", "--no-pager", "-p", STATE_PROPERTIES, unit_file_name(unit)]) + " 2>&1"]
     for name in (unit, *COMPANION_UNITS.get(unit_short_name(unit), ())):
         parts += ["echo " + shlex.quote(_SECTION + name), journal_command(name)]
+        literals = [s.pattern.pattern for s in signatures if s.whole_run and s.unit == unit_short_name(name)]
+        if literals:
+            parts += ["echo " + shlex.quote(_WHOLE_RUN_SECTION + name), whole_run_command(name, literals)]
     return "; ".join(parts)
 
 
 def parse_unit_diagnosis(stdout: str) -> tuple[dict[str, str], list[UnitJournal]]:
-    """`systemctl show` properties, then each `@@kp-journal NAME` section's journal."""
+    """`systemctl show` properties, then each `@@kp-journal NAME` section's journal (and the
+    `@@kp-whole-run NAME` section that may follow it)."""
     properties: dict[str, str] = {}
-    sections: list[tuple[str, list[str]]] = []
+    sections: list[tuple[str, list[str], list[str]]] = []
+    target: list[str] | None = None
     for line in stdout.splitlines():
         if line.startswith(_SECTION):
-            sections.append((line[len(_SECTION) :].strip(), []))
-        elif sections:
-            sections[-1][1].append(line)
+            sections.append((line[len(_SECTION) :].strip(), [], []))
+            target = sections[-1][1]
+        elif line.startswith(_WHOLE_RUN_SECTION) and sections:
+            target = sections[-1][2]
+        elif target is not None:
+            target.append(line)
         else:
             key, sep, value = line.partition("=")
             properties[key.strip() if sep else "error"] = value if sep else line.strip()
-    return properties, [read_unit_journal(name, lines) for name, lines in sections]
+    journals = [
+        UnitJournal(unit_short_name(name), tuple(parse_journal(lines)), tuple(parse_journal(whole_run)))
+        for name, lines, whole_run in sections
+    ]
+    return properties, journals
 
 
 def unit_state(properties: Mapping[str, str]) -> str:

@@ -149,6 +149,16 @@ def journal_command(unit: str, lines: int = JOURNAL_LINES, output: str = "short-
     return f"{shlex.join(argv)} 2>&1 | {drop} | tail -n {int(lines)}"
 
 
+def whole_run_command(unit: str, literals: Sequence[str], lines: int = 5) -> str:
+    """The lines of the unit's current (else last) run that contain one of ``literals``, the last
+    ``lines`` of them: a line logged once when the unit starts, which later lines push out of what
+    `journal_command` reads. Nothing when systemd has no invocation of the unit."""
+    show = shlex.join(["systemctl", "show", "-p", "InvocationID", "--value", unit_file_name(unit)])
+    grep = shlex.join(["grep", "-F", *(argument for literal in literals for argument in ("-e", literal))])
+    read = 'journalctl "_SYSTEMD_INVOCATION_ID=$id" --no-pager -o short-iso 2>&1'
+    return f'id=$({show}); if [ -n "$id" ]; then {read} | {grep} | tail -n {int(lines)}; fi'
+
+
 def parse_journal(text: str | Iterable[str]) -> list[JournalLine]:
     """`journalctl -o short-iso` or `-o cat` output, line by line; journalctl's "-- ... --" lines dropped."""
     raw_lines = text.splitlines() if isinstance(text, str) else [line.rstrip("\n") for line in text]

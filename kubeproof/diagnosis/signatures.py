@@ -14,6 +14,10 @@ The catalogue is `kubeproof/checks/signatures.yaml` (beside the check catalogue,
                 environment files")
     cleared_by  optional regex: a later line of the same run that matches it means the condition
                 passed (a bootstrapping kubelet always waits for its certificate, then gets it)
+    scope       optional: `last-lines` (default: the lines of the run that were read, the last
+                JOURNAL_LINES) or `whole-run`, for a line logged once when the unit starts that its
+                later lines push out of those: it is searched in every line of the unit's current
+                run, on the host, with grep -F, so its pattern must be literal text
 
 A signature is reported only for a line it matched; a pattern that matches the empty string is
 refused, since it would match every line.
@@ -45,8 +49,10 @@ KNOWN_UNITS = (
     "cri-dockerd",
 )
 SOURCES = ("unit", "systemd")
+SCOPES = ("last-lines", "whole-run")
 _FIELDS = ("id", "unit", "pattern", "points_to", "explanation", "fix")
-_OPTIONAL = ("source", "cleared_by")
+_OPTIONAL = ("source", "cleared_by", "scope")
+_REGEX_SPECIALS = ".^$*+?{}[]\\|()"
 _ID = re.compile(r"^SIG-[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*-\d{2}$")
 _INVARIANT_ID = re.compile(r"^[A-Z]+(?:-[A-Z])?-\d{2}$")
 
@@ -65,6 +71,11 @@ class Signature:
     fix: str
     source: str = "unit"
     cleared_by: re.Pattern[str] | None = None
+    scope: str = "last-lines"
+
+    @property
+    def whole_run(self) -> bool:
+        return self.scope == "whole-run"
 
     def summary(self) -> str:
         return f"matched {self.id} → points to {self.points_to}: {self.explanation}; fix: {self.fix}"
@@ -98,6 +109,11 @@ def _entry(raw: Any, where: str) -> Signature:
     if source not in SOURCES:
         raise SignatureError(f"{where}: source must be one of {SOURCES}")
     pattern = _regex(values["pattern"], f"{where}: pattern")
+    scope = values.get("scope", "last-lines")
+    if scope not in SCOPES:
+        raise SignatureError(f"{where}: scope must be one of {SCOPES}")
+    if scope == "whole-run" and set(values["pattern"]) & set(_REGEX_SPECIALS):
+        raise SignatureError(f"{where}: a whole-run pattern is searched with grep -F: it must be literal text")
     cleared_by = _regex(values["cleared_by"], f"{where}: cleared_by") if "cleared_by" in values else None
     return Signature(
         values["id"],
@@ -108,6 +124,7 @@ def _entry(raw: Any, where: str) -> Signature:
         values["fix"],
         source,
         cleared_by,
+        scope,
     )
 
 

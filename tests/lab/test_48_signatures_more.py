@@ -7,7 +7,8 @@ Faults on different hosts share one suite run (the CI budget is tight); each is 
    own line) and its kubelet restarted while cri-dockerd is stopped (SIG-KUBELET-06); node02's
    docker with "bip" in /etc/docker/daemon.json beside flannel's --bip (SIG-DOCKER-02) and its
    kube-proxy declared mode ipvs on a kernel without IP_VS (SIG-PROXY-01);
-2. control plane: kube-controller-manager's signing certificate path missing (SIG-KCM-02);
+2. control plane: kube-controller-manager's signing certificate path missing (SIG-KCM-02), then its
+   signing flags left out (SIG-KCM-01, logged once at start, found in the whole run);
    kube-scheduler's kubeconfig naming a closed port (SIG-SCHED-01, on the stale lease's row); node01's
    kubelet without its client certificate, its new CSR pending (SIG-KUBELET-01, logged at --v=2,
    the installer's level); node02's docker given flannel's gateway as --bip without its prefix
@@ -99,6 +100,9 @@ GAVE_UP = "Error creating leases: error creating storage factory"
 SCHEDULER = "kube-scheduler.service"
 SCHEDULER_KUBECONFIG = layout.K8S_CFG + "/kube-scheduler.kubeconfig"
 CLOSED_PORT = 6999  # on master01: asserted closed before the fault
+K8S_CA_KEY = layout.K8S_SSL + "/ca-key.pem"
+KCM = "kube-controller-manager.service"
+SKIPPING_SIGNER = "Skipping CSR signer controller because no csr cert/key was specified"
 FLANNELD_DROPIN_DIR = "/etc/systemd/system/flanneld.service.d"
 FLANNELD_DROPIN = FLANNELD_DROPIN_DIR + "/" + FAULT + "-timeout.conf"
 
@@ -248,6 +252,20 @@ def test_signing_ca_missing_and_kubelet_waiting_for_its_csr_are_named(lab: Lab, 
             "failed to start daemon: Error initializing network controller: invalid CIDR address: "
             + bip.group(1).decode(),
         )
+
+        # master01: no signing flags at all. kube-controller-manager runs, and once it holds the lease
+        # it logs, once, that it skips the CSR signer (SIG-KCM-01, found in its whole run)
+        unsigned = _replace(kcm_options, f"--cluster-signing-cert-file={K8S_CA} \\\n", "")
+        unsigned = _replace(unsigned, f"--cluster-signing-key-file={K8S_CA_KEY} \\\n", "")
+        since = time.time()
+        lab.write("master01", KCM_OPTIONS, unsigned, kcm_mode)
+        lab.sh("master01", restart_at_once("kube-controller-manager"))
+        lab.wait("kcm skipping its signer", lab.journal_has("master01", KCM, SKIPPING_SIGNER, since), 90)
+        only = ("-p", "no:cacheprovider", "-k", "MASTER-09")
+        unsigned_run = run_suites(
+            CLUSTER_FILE, ["suites/test_07_master.py"], *only, junit=tmp_path / "kcm-unsigned.xml"
+        )
+        _assert_names_signature(unsigned_run, "MASTER-09:signing@master01", "SIG-KCM-01", "MASTER-09", SKIPPING_SIGNER)
     finally:
         lab.write("node02", layout.FLANNEL_DOCKER_OPTS, docker_opts, docker_opts_mode)
         lab.sh("node02", "systemctl reset-failed docker.service cri-dockerd.service")

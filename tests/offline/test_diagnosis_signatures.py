@@ -90,6 +90,8 @@ def _one(**fields: str) -> str:
         (_one(source="log"), "source"),
         (_one(id="ETCD-01"), "id must look like"),
         (_one(cleared_by="("), "cleared_by is not a valid regex"),
+        (_one(scope="everything"), "scope must be one of"),
+        (_one(pattern="a.*b", scope="whole-run"), "it must be literal text"),
         (_one() + "\n" + _one(pattern="b").removeprefix("signatures:\n"), "appears twice"),
         ("checks: []", "signatures:"),
     ],
@@ -512,3 +514,47 @@ def test_journal_command_drops_the_flag_dump_of_each_start() -> None:
     done = subprocess.run(["sh", "-c", pipeline], input="\n".join(journal) + "\n", capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [journal[0], journal[1], journal[-1]]
+
+
+# kube-controller-manager v1.34 without its signing flags, as on the lab: the line is logged once when
+# the controllers start, and the last lines read are all later ones
+_KCM = "2026-12-06T13:20:01+0000 master01 kube-controller-manager[7001]: "
+_KCM_SKIPPING = _KCM + SAMPLES["SIG-KCM-01"][1]
+_KCM_OUTPUT = (
+    "LoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\nResult=success\nNRestarts=0\n"
+    "@@kp-journal kube-controller-manager\n"
+    + "".join(
+        _KCM + f'I1206 13:20:02.000001    7001 controllermanager.go:781] "Started controller" name="c{n}"\n'
+        for n in range(3)
+    )
+    + "@@kp-whole-run kube-controller-manager\n"
+    + _KCM_SKIPPING
+    + "\n"
+)
+
+
+def test_a_line_logged_once_at_start_is_found_in_the_whole_run() -> None:
+    command = unit_diagnosis_command("kube-controller-manager")
+    assert subprocess.run(["sh", "-n", "-c", command], check=False).returncode == 0
+    assert "@@kp-whole-run kube-controller-manager" in command
+    assert "-e 'Skipping CSR signer controller because no csr cert/key was specified'" in command
+    assert "@@kp-whole-run" not in unit_diagnosis_command("kube-scheduler")  # no whole-run signature there
+    lines = render_unit_diagnosis("master01", "kube-controller-manager", _KCM_OUTPUT)
+    assert lines[1].startswith("master01 kube-controller-manager: matched SIG-KCM-01 → points to MASTER-09:"), lines
+    assert (
+        "master01 kube-controller-manager: kube-controller-manager: SIG-KCM-01 matched a line logged when its run"
+        " started, before the lines read" in lines
+    )
+    assert any(line.endswith(SAMPLES["SIG-KCM-01"][1]) for line in lines)
+
+
+def test_whole_run_lines_are_not_read_for_a_run_before() -> None:
+    """Lines of the current run say nothing of a run before it: whole-run lines are left unread when
+    the diagnosis reads an earlier run of a restart loop."""
+    journal = explain.UnitJournal(
+        "kube-proxy",
+        tuple(parse_journal(PROXY_LOOP)),
+        tuple(parse_journal([_KCM_SKIPPING.replace("kube-controller-manager", "kube-proxy")])),
+    )
+    diagnosis = explain.diagnose([journal])
+    assert [match.signature.id for match in diagnosis.matches] == ["SIG-PROXY-01"]

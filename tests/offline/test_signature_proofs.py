@@ -19,10 +19,6 @@ NAMED = re.compile(r"\"(SIG-[A-Z]+-\d{2})\"|matched (SIG-[A-Z]+-\d{2}) ")
 
 # Not proven on the lab, each with what was seen when it was tried or read.
 UNPROVEN = {
-    "SIG-KCM-01": (
-        "an info line logged once, when the controllers start: kube-controller-manager logged 214 more lines in"
-        " the next 3 s on the lab, so the line has left the 200-line journal window a run reads"
-    ),
     "SIG-CRIDOCKERD-01": (
         "cri-dockerd 0.3.17 and 0.4.0 set no kubelet cgroup driver from any flag (config/options.go"
         " CgroupDriver is never assigned under cmd/), so core/docker_service.go's check cannot fire"
