@@ -6,9 +6,10 @@
 3. the last own error lines of its last run (journal.py says which), never systemd's bookkeeping;
    repeats are shown once, with how often they occurred; a matched line is always among them.
 
-kubelet's diagnosis reads cri-dockerd's journal too (`COMPANION_UNITS`): kubelet reaches docker
+kubelet's diagnosis can read cri-dockerd's journal too (`COMPANION_UNITS`): kubelet reaches docker
 through it, and when cri-dockerd refuses to start, kubelet's own lines only say the runtime is
-down. A companion contributes only the lines its signatures matched.
+down. A companion contributes only the lines its signatures matched, so its journal is read only
+while the catalogue has signatures for it (today's has none for cri-dockerd: signatures.yaml).
 """
 
 from __future__ import annotations
@@ -233,7 +234,8 @@ def unit_diagnosis_command(unit: str) -> str:
     text."""
     signatures, _ = _catalogue()
     parts = [shlex.join(["systemctl", "show", "--no-pager", "-p", STATE_PROPERTIES, unit_file_name(unit)]) + " 2>&1"]
-    for name in (unit, *COMPANION_UNITS.get(unit_short_name(unit), ())):
+    companions = [c for c in COMPANION_UNITS.get(unit_short_name(unit), ()) if any(s.unit == c for s in signatures)]
+    for name in (unit, *companions):
         parts += ["echo " + shlex.quote(_SECTION + name), journal_command(name)]
         literals = [s.pattern.pattern for s in signatures if s.whole_run and s.unit == unit_short_name(name)]
         if literals:

@@ -202,11 +202,6 @@ SAMPLES: dict[str, tuple[str, str]] = {
         'misconfiguration: kubelet cgroup driver: \\"systemd\\" is different from docker cgroup driver: '
         '\\"cgroupfs\\""',
     ),
-    "SIG-CRIDOCKERD-01": (
-        "cri-dockerd v0.3.17 core/docker_service.go",
-        'time="2026-11-27T01:40:01Z" level=fatal msg="misconfiguration: kubelet cgroup driver: \\"systemd\\" '
-        'is different from docker cgroup driver: \\"cgroupfs\\""',
-    ),
 }
 
 # What each unit logs when it is healthy (upstream wording; etcd's and flanneld's captured on the lab)

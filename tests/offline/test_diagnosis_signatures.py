@@ -351,7 +351,32 @@ def _unit_output(kubelet_lines: list[str], cri_lines: list[str]) -> str:
     return properties + "\n".join(journals) + "\n"
 
 
+# cri-dockerd v0.3.17's own cgroup driver check (core/docker_service.go): its flags never set the
+# driver it compares, so the shipped catalogue has no cri-dockerd signature; this test-only one shows
+# how a companion's lines are read
+CRI_DOCKERD_FATAL = (
+    'time="2026-11-27T01:40:01Z" level=fatal msg="misconfiguration: kubelet cgroup driver: \\"systemd\\" '
+    'is different from docker cgroup driver: \\"cgroupfs\\""'
+)
+CRI_DOCKERD_SIGNATURE = """\
+signatures:
+  - id: SIG-CRIDOCKERD-90
+    unit: cri-dockerd
+    pattern: 'misconfiguration: kubelet cgroup driver'
+    points_to: NODE-04
+    explanation: cri-dockerd refuses a kubelet cgroup driver other than docker's
+    fix: give cri-dockerd docker's cgroup driver
+"""
+
+
+def test_kubelets_diagnosis_reads_no_companion_the_catalogue_has_no_signature_for() -> None:
+    command = unit_diagnosis_command("kubelet")
+    assert command.count("journalctl -u ") == 1 and "cri-dockerd" not in command
+
+
 def test_unit_diagnosis_reads_kubelet_and_cri_dockerd_in_one_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    with_companion = (*SIGNATURES, *parse_signatures(CRI_DOCKERD_SIGNATURE))
+    monkeypatch.setattr(explain, "default_signatures", lambda: with_companion)
     command = unit_diagnosis_command("kubelet")
     assert subprocess.run(["sh", "-n", "-c", command], check=False).returncode == 0
     assert command.count("journalctl -u ") == 2 and "cri-dockerd.service" in command
@@ -360,7 +385,7 @@ def test_unit_diagnosis_reads_kubelet_and_cri_dockerd_in_one_command(monkeypatch
         _line("kubelet", SAMPLES["SIG-KUBELET-06"][1]),
     ]
     kubelet += [f"{AT} systemd[1]: kubelet.service: Main process exited, code=exited, status=1/FAILURE"]
-    cri = [_line("cri-dockerd", HEALTHY["cri-dockerd"][0]), _line("cri-dockerd", SAMPLES["SIG-CRIDOCKERD-01"][1])]
+    cri = [_line("cri-dockerd", HEALTHY["cri-dockerd"][0]), _line("cri-dockerd", CRI_DOCKERD_FATAL)]
     seen: list[str] = []
 
     def run_once(ctx: Any, host: Any, cmd: str, timeout: float = 30.0) -> CommandResult:
@@ -373,7 +398,7 @@ def test_unit_diagnosis_reads_kubelet_and_cri_dockerd_in_one_command(monkeypatch
     assert seen == [command]
     assert lines[0] == "node01 kubelet status: activating (auto-restart), enabled; Result=exit-code NRestarts=7"
     assert lines[1].startswith("node01 kubelet: matched SIG-KUBELET-06 → points to NODE-04")
-    assert lines[2].startswith("node01 kubelet: matched SIG-CRIDOCKERD-01 → points to NODE-04")
+    assert lines[2].startswith("node01 kubelet: matched SIG-CRIDOCKERD-90 → points to NODE-04")
     assert any(line.startswith("node01 cri-dockerd journal: ") and "misconfiguration" in line for line in lines)
     assert not any("Setting cgroupDriver" in line or "Main process exited" in line for line in lines)
     assert any("journal:" in line and "kubelet" in line for line in lines)  # what the lab's NODE-08 test reads

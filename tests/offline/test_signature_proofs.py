@@ -17,13 +17,8 @@ LAB_TESTS = Path(__file__).resolve().parents[1] / "lab"
 # Named by a lab test: as a quoted ID, or in the text it asserts ("matched SIG-ETCD-03 → ...").
 NAMED = re.compile(r"\"(SIG-[A-Z]+-\d{2})\"|matched (SIG-[A-Z]+-\d{2}) ")
 
-# Not proven on the lab, each with what was seen when it was tried or read.
-UNPROVEN = {
-    "SIG-CRIDOCKERD-01": (
-        "cri-dockerd 0.3.17 and 0.4.0 set no kubelet cgroup driver from any flag (config/options.go"
-        " CgroupDriver is never assigned under cmd/), so core/docker_service.go's check cannot fire"
-    ),
-}
+# Not proven on the lab, each with what was seen when it was tried or read (none today).
+UNPROVEN: dict[str, str] = {}
 
 
 def _named_by_lab_tests() -> set[str]:
