@@ -160,13 +160,13 @@ def diagnose(
                 + ", ".join(match.signature.id for match in at_start)
                 + " matched a line logged when its run started, before the lines read"
             )
-        ended_with = at_start + ended_with
-        matches += found + ended_with
+        # lines logged before those of the run read: at its start, or in the run before it
+        logged_before = ended_with + at_start
+        matches += found + logged_before
         hits = {id(match.line) for match in found}
         matched_keys = {repeat_key(match.line) for match in found}
         pool = [line for line in run if _worth_showing(line, position == 0, own, hits)]
-        # the run before's matched lines come first: they were logged first
-        shown_lines = [(match.line, 1, True) for match in ended_with]
+        shown_lines = [(match.line, 1, True) for match in logged_before]  # shown first: logged first
         shown_lines += [(line, count, repeat_key(line) in matched_keys) for line, count in collapse_repeats(pool)]
         for index, (line, count, matched) in enumerate(shown_lines):
             text = line.shown() + (f" (logged {count} times)" if count > 1 else "")
