@@ -16,7 +16,9 @@ apiserver answers quorum reads at once again, the node lifecycle controller has 
 Unknown, both leader leases are being renewed, and every resource the apiserver serves answers
 three lists in a row within a second (tests/lab/apiserver_lists.py: each of its per-resource etcd
 clients meets the frozen member once and drops it; before that, a client's first request routed
-there hung 10 s, which made the runs 1.3x to 3x slower and the bound unassertable). What is slow
+there hung 10 s, which made the runs 1.3x to 3x slower and the bound unassertable). Lists are
+mostly served from the apiserver's watch cache, so smoke runs follow, unmeasured, until one has no
+slow row: the smoke's writes meet the frozen member there, not in the measured run. What is slow
 before that is the cluster's own recovery from the freeze, not kubeproof's handling of a host that
 is down; how long the settling took is recorded beside the walls. After node02 is
 unpaused the test waits (bounded) until a run is green again: etcd03 rejoins and the kubelet
@@ -63,6 +65,10 @@ LEASE_FRESH_SECONDS = 10
 # frozen member (round robin over three) and dropped it
 LISTS_PER_RESOURCE = 3
 LIST_TIMEOUT = 1.0
+# and the smoke's writes have met it too (_warm_up_the_writes): SMOKE-06 waits about 5.6 s for its
+# namespace to go on a healthy lab; a write that met the frozen member took 10.3 s
+WARM_UPS = 3
+SLOW_ROW_SECONDS = 8.0
 # rows on the other hosts that need node02's own data: uniqueness across hosts cannot be decided
 # while one host's hostname is unknown (the other ENV rows, the clock's included, do not need it)
 NEEDS_NODE02_ENV = ("ENV-03:unique",)
@@ -103,6 +109,7 @@ def test_a_paused_host_is_found_once_and_named_by_every_row_that_needs_it(
     lab_docker.run(["pause", DOWN])
     try:
         settling = _wait_for_steady_state(transport, cluster.masters[0], lists)
+        warm_ups = _warm_up_the_writes(converged_cluster_file, tmp_path)
         down = run_suites(
             converged_cluster_file,
             ["suites"],
@@ -117,7 +124,7 @@ def test_a_paused_host_is_found_once_and_named_by_every_row_that_needs_it(
         transport.close()
 
     try:
-        _record_walls(healthy, down, settling, len(lists.paths))
+        _record_walls(healthy, down, settling, len(lists.paths), warm_ups)
         _assert_down_run(healthy, down)
     finally:
         settled = _wait_until_green(converged_cluster_file, tmp_path)
@@ -165,13 +172,36 @@ def _wait_for_steady_state(transport: Transport, master: HostSpec, lists: Resour
     return time.monotonic() - started
 
 
+def _warm_up_the_writes(cluster_file: Path, tmp_path: Path) -> list[float]:
+    """Smoke runs with node02 frozen, not measured, until one has no row slower than SLOW_ROW_SECONDS
+    (at most WARM_UPS): the lists of _wait_for_steady_state are mostly served from the apiserver's
+    watch cache, so a resource's etcd client could still meet the frozen member on the smoke's first
+    write. Seen in CI: SMOKE-01's setup took 10.33 s (the keepalive timeout), and the run 24.6 s
+    against 14.6 s healthy. Returns each warm-up's wall."""
+    walls: list[float] = []
+    for attempt in range(1, WARM_UPS + 1):
+        run = run_suites(
+            cluster_file,
+            ["suites/test_09_smoke.py"],
+            "--ssh-timeout",
+            str(SSH_TIMEOUT),
+            "--durations=0",
+            junit=tmp_path / f"warm-up-{attempt}.xml",
+        )
+        walls.append(round(run.seconds, 1))
+        seconds = [float(line.split("s ", 1)[0]) for line in _slowest(run)]
+        if not seconds or max(seconds) <= SLOW_ROW_SECONDS:
+            break
+    return walls
+
+
 def _names_down(message: str) -> bool:
     """The row says node02 is why: its own probe met the down host, or it follows from it (a call
     to the apiserver that timed out while etcd03 was frozen: "caused by [UNREACHABLE] node02")."""
     return f"{DOWN} unreachable:" in message or f"caused by [UNREACHABLE] {DOWN}:" in message
 
 
-def _record_walls(healthy: SuiteRun, down: SuiteRun, settling: float, resources: int) -> None:
+def _record_walls(healthy: SuiteRun, down: SuiteRun, settling: float, resources: int, warm_ups: list[float]) -> None:
     measurements = Path(os.environ.get("KUBEPROOF_STATE", REPO / ".kubeproof")) / "measurements.json"
     data = json.loads(measurements.read_text()) if measurements.exists() else {}
     data["unreachable_host"] = {
@@ -182,6 +212,7 @@ def _record_walls(healthy: SuiteRun, down: SuiteRun, settling: float, resources:
         "ratio": round(down.seconds / healthy.seconds, 2),
         "settling_seconds": round(settling, 1),
         "resources_listed_while_settling": resources,
+        "smoke_warm_up_seconds": warm_ups,
         "slowest": _slowest(down)[:8],
         "ssh_timeout": SSH_TIMEOUT,
         "root_causes": re.findall(r"^  (\[[A-Z0-9:-]+\] \S+):", down.output, re.M),
