@@ -577,27 +577,31 @@ def _outside_the_largest_cluster(view: ClusterView) -> list[MemberAnswer]:
 
 def _journals_of(ctx: HostContext, answers: Sequence[MemberAnswer]) -> list[str]:
     """The etcd diagnosis of each member named (its journal: "cluster ID mismatch" says which clusters
-    its peers and it belong to); read without recording, only where the etcd.service fact is gathered."""
+    its peers and it belong to)."""
     lines: list[str] = []
-    for answer in answers:
-        if ctx.session.facts(answer.host).record(facts.etcd_service.name):
-            lines += [
-                f"{answer.host.name} ({answer.host.etcd_name}):",
-                *ctx.session.facts(answer.host).get(facts.etcd_service).diagnosis(),
-            ]
+    for host in _gathered([answer.host for answer in answers], ctx):
+        lines += [f"{host.name} ({host.etcd_name}):", *_etcd_diagnosis(ctx, host)]
     return lines
 
 
 def _peers_on_the_silent(ctx: HostContext, view: ClusterView) -> list[str]:
     """When a member does not answer, its peers' journals say why they cannot reach it (its certificate
-    from another CA, a SAN missing): the etcd diagnosis of the first member that answered (read without
-    recording: diagnosis, not a source; only a member whose etcd.service fact is already gathered)."""
-    gathered = [a.host for a in view.answering() if ctx.session.facts(a.host).record(facts.etcd_service.name)]
+    from another CA, a SAN missing): the etcd diagnosis of the first member that answered."""
+    gathered = _gathered([a.host for a in view.answering()], ctx)
     if not _silent(view) or not gathered:
         return []
     peer = gathered[0]
-    lines = ctx.session.facts(peer).get(facts.etcd_service).diagnosis()
-    return [f"{peer.name} ({peer.etcd_name}, a member that answered):", *lines]
+    return [f"{peer.name} ({peer.etcd_name}, a member that answered):", *_etcd_diagnosis(ctx, peer)]
+
+
+def _gathered(hosts: Sequence[HostSpec], ctx: HostContext) -> list[HostSpec]:
+    """The hosts whose etcd.service fact is already gathered: diagnosis reads it without recording it
+    (diagnosis, not a source) and never runs a command for it."""
+    return [host for host in hosts if ctx.session.facts(host).record(facts.etcd_service.name)]
+
+
+def _etcd_diagnosis(ctx: HostContext, host: HostSpec) -> list[str]:
+    return ctx.session.facts(host).get(facts.etcd_service).diagnosis()
 
 
 @probe("etcd_term_problems")

@@ -13,21 +13,16 @@ import shlex
 
 def restart_at_once(*units: str) -> str:
     """A shell command: the units SIGKILLed, then restarted (a failed unit is reset first)."""
-    names = list(units or ("kube-apiserver",))
-    return (
-        shlex.join(["systemctl", "kill", "--signal=SIGKILL", "--", *names])
-        + "; "
-        + shlex.join(["systemctl", "reset-failed", "--", *names])
-        + "; "
-        + shlex.join(["systemctl", "restart", "--", *names])
-    )
+    return _killed_then(("reset-failed", "restart"), units)
 
 
 def stop_at_once(*units: str) -> str:
     """A shell command: the units SIGKILLed, then stopped (which cancels the restart systemd schedules)."""
+    return _killed_then(("stop",), units)
+
+
+def _killed_then(actions: tuple[str, ...], units: tuple[str, ...]) -> str:
     names = list(units or ("kube-apiserver",))
-    return (
-        shlex.join(["systemctl", "kill", "--signal=SIGKILL", "--", *names])
-        + "; "
-        + shlex.join(["systemctl", "stop", "--", *names])
-    )
+    steps = [["systemctl", "kill", "--signal=SIGKILL", "--", *names]]
+    steps += [["systemctl", action, "--", *names] for action in actions]
+    return "; ".join(shlex.join(step) for step in steps)

@@ -261,10 +261,7 @@ def test_signing_ca_missing_and_kubelet_waiting_for_its_csr_are_named(lab: Lab, 
         lab.write("master01", KCM_OPTIONS, unsigned, kcm_mode)
         lab.sh("master01", restart_at_once("kube-controller-manager"))
         lab.wait("kcm skipping its signer", lab.journal_has("master01", KCM, SKIPPING_SIGNER, since), 90)
-        only = ("-p", "no:cacheprovider", "-k", "MASTER-09")
-        unsigned_run = run_suites(
-            CLUSTER_FILE, ["suites/test_07_master.py"], *only, junit=tmp_path / "kcm-unsigned.xml"
-        )
+        unsigned_run = _master_suite(tmp_path, "kcm-unsigned", "MASTER-09")
         _assert_names_signature(unsigned_run, "MASTER-09:signing@master01", "SIG-KCM-01", "MASTER-09", SKIPPING_SIGNER)
     finally:
         lab.write("node02", layout.FLANNEL_DOCKER_OPTS, docker_opts, docker_opts_mode)
@@ -527,8 +524,9 @@ def _restart_apiserver_with(lab: Lab, options: bytes, mode: int, *lines: tuple[s
     return since
 
 
-def _master_suite(tmp_path: Path, name: str) -> SuiteRun:
-    only = ("-p", "no:cacheprovider", "-k", "MASTER-03 or MASTER-04")
+def _master_suite(tmp_path: Path, name: str, rows: str = "MASTER-03 or MASTER-04") -> SuiteRun:
+    """The master suite, only the rows the `-k` expression ``rows`` selects."""
+    only = ("-p", "no:cacheprovider", "-k", rows)
     return run_suites(CLUSTER_FILE, ["suites/test_07_master.py"], *only, junit=tmp_path / f"{name}.xml")
 
 
