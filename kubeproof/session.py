@@ -180,7 +180,7 @@ class Session:
             except ProbeError as exc:
                 facts.fail_all(independent, exc)
 
-        _in_parallel(first_round, hosts)
+        in_parallel(first_round, hosts)
         answering = [h.name for h in hosts if self.unreachable(h) is None]
         with self._lock:
             self._peer_cluster = self.cluster.restricted_to(answering)
@@ -196,7 +196,7 @@ class Session:
             except ProbeError as exc:
                 facts.fail_all(wanted, exc)
 
-        _in_parallel(second_round, [h for h in hosts if self.unreachable(h) is None])
+        in_parallel(second_round, [h for h in hosts if self.unreachable(h) is None])
 
     # -- one gathering shared between processes (xdist workers)
 
@@ -270,7 +270,7 @@ class Session:
         return HostContext(self, host)
 
 
-def _in_parallel(work: Callable[[HostSpec], None], hosts: list[HostSpec]) -> None:
+def in_parallel(work: Callable[[HostSpec], None], hosts: list[HostSpec]) -> None:
     """One thread per host (a host that does not answer costs one timeout, not one per host)."""
     if not hosts:
         return

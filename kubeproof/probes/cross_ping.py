@@ -7,18 +7,18 @@ always removed.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import secrets
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kubeproof.checks import NotApplicable, Observation
 from kubeproof.facts import network as facts
 from kubeproof.inventory import HostSpec
 from kubeproof.probes import probe
-from kubeproof.session import HostContext, Session
-from kubeproof.transport import HostUnreachable, ProbeError
+from kubeproof.session import HostContext, Session, in_parallel
+from kubeproof.transport import CommandResult, HostUnreachable, ProbeError
 
 PROBE_CONTAINER_PREFIX = "kubeproof-probe-"
 PROBE_LABEL = "kubeproof.probe=flannel-08"
@@ -66,7 +66,11 @@ def _ping_script(name: str, addresses: list[str]) -> str:
 
 
 def run_cross_ping(session: Session) -> PingRun:
-    """Start a probe container on every worker, ping across, remove them (always, in the finally)."""
+    """Start a probe container on every worker, ping across, remove them (always, in the finally).
+
+    Each step runs on all workers at once (a thread per worker), so the round costs three round
+    trips whatever the number of workers; results are kept in the workers' order.
+    """
     cluster = session.cluster
     workers = cluster.workers
     token = secrets.token_hex(4)
@@ -83,13 +87,17 @@ def run_cross_ping(session: Session) -> PingRun:
             if not_running:
                 run.start_errors[worker.name] = not_running
                 continue
-            command = _start_script(names[worker.name], cluster.images.test)
-            run.commands.append(f"{worker.name}$ {command}")
+            run.commands.append(f"{worker.name}$ {_start_script(names[worker.name], cluster.images.test)}")
             attempted.append(worker)  # before running: a half-started container must be removed too
-            try:
-                result = session.transport.connection(worker).run(command, timeout=60)
-            except HostUnreachable as exc:
-                run.unreachable[worker.name] = exc
+        started, start_failed = _on_each(
+            session, attempted, lambda w: (_start_script(names[w.name], cluster.images.test), 60), run.unreachable
+        )
+        for worker in attempted:
+            if worker.name in start_failed:
+                run.start_errors[worker.name] = start_failed[worker.name].reason
+                continue
+            result = started.get(worker.name)
+            if result is None:
                 continue
             address = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
             try:
@@ -100,25 +108,55 @@ def run_cross_ping(session: Session) -> PingRun:
                 continue
             run.containers[worker.name] = address
         # every container stays up until every worker has pinged
-        for worker in workers:
-            peers = {w: ip for w, ip in run.containers.items() if w != worker.name}
-            if worker.name not in run.containers or not peers:
-                continue
-            command = _ping_script(names[worker.name], list(peers.values()))
-            run.commands.append(f"{worker.name}$ {command}")
-            try:
-                result = session.transport.connection(worker).run(command, timeout=30 + 5 * len(peers))
-            except HostUnreachable as exc:
-                run.unreachable[worker.name] = exc
+        peers = {w.name: {p: ip for p, ip in run.containers.items() if p != w.name} for w in workers}
+        pinging = [w for w in workers if w.name in run.containers and peers[w.name]]
+        for worker in pinging:
+            run.commands.append(f"{worker.name}$ {_ping_script(names[worker.name], list(peers[worker.name].values()))}")
+        pinged, ping_failed = _on_each(
+            session,
+            pinging,
+            lambda w: (_ping_script(names[w.name], list(peers[w.name].values())), 30 + 5 * len(peers[w.name])),
+            run.unreachable,
+        )
+        for worker in pinging:
+            if worker.name in ping_failed:  # the row errors with it, as any probe error
+                raise ping_failed[worker.name]
+            result = pinged.get(worker.name)
+            if result is None:
                 continue
             reached = {line.split()[0] for line in result.stdout.splitlines() if line.endswith(" ok")}
-            run.results[worker.name] = {w: ip in reached for w, ip in peers.items()}
+            run.results[worker.name] = {w: ip in reached for w, ip in peers[worker.name].items()}
     finally:
-        for worker in attempted:
-            # unreachable now? the container exits by itself after PROBE_SECONDS (--rm)
-            with contextlib.suppress(ProbeError):
-                session.transport.connection(worker).run("docker rm -f " + shlex.quote(names[worker.name]), timeout=60)
+        # unreachable now? the container exits by itself after PROBE_SECONDS (--rm)
+        _on_each(session, attempted, lambda w: ("docker rm -f " + shlex.quote(names[w.name]), 60), {})
     return run
+
+
+def _on_each(
+    session: Session,
+    workers: list[HostSpec],
+    command_of: Callable[[HostSpec], tuple[str, float]],
+    unreachable: dict[str, HostUnreachable],
+) -> tuple[dict[str, CommandResult], dict[str, ProbeError]]:
+    """Run each worker's (command, timeout) on all of them at once: (worker -> result, worker ->
+    the probe error that stopped it). A worker that stops answering goes to ``unreachable`` instead."""
+    results: dict[str, CommandResult] = {}
+    failed: dict[str, ProbeError] = {}
+
+    def run_one(worker: HostSpec) -> None:
+        command, timeout = command_of(worker)
+        try:
+            results[worker.name] = session.transport.connection(worker).run(command, timeout=timeout)
+        except ProbeError as exc:
+            failed[worker.name] = exc
+
+    in_parallel(run_one, workers)
+    for worker in workers:  # in the workers' order, whichever answered first
+        error = failed.get(worker.name)
+        if isinstance(error, HostUnreachable):
+            unreachable[worker.name] = error
+            del failed[worker.name]
+    return results, failed
 
 
 def _docker_not_running(session: Session, worker: HostSpec) -> str:
