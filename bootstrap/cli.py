@@ -17,6 +17,7 @@ from pathlib import Path
 from kubeproof.bootstrap.artifacts import Artifacts
 from kubeproof.bootstrap.context import RunContext
 from kubeproof.bootstrap.errors import BootstrapError
+from kubeproof.bootstrap.remote_digests import RemoteDigests
 from kubeproof.bootstrap.runner import PHASE_NAMES, run, select_phases
 from kubeproof.bootstrap.state import Reporter, Sha256Cache, StateDir, apply_lock, default_state_dir
 from kubeproof.inventory import InventoryError, load_cluster_file
@@ -78,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             reporter=reporter,
             artifacts=Artifacts(cluster, sha_cache),
             sha_cache=sha_cache,
+            remote_digests=RemoteDigests(state.cache / "remote-sha256.json"),
             apply=apply,
             replace_ca=args.replace_ca,
             pki_dir=state.pki,

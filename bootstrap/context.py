@@ -10,6 +10,7 @@ from typing import Any
 from kubeproof.bootstrap.artifacts import Artifacts, BinaryInfo, binary_info, binary_version
 from kubeproof.bootstrap.host_profile import HostProfile
 from kubeproof.bootstrap.kubeapi import KubeApi
+from kubeproof.bootstrap.remote_digests import RemoteDigests
 from kubeproof.bootstrap.state import Reporter, Sha256Cache, StateDir
 from kubeproof.inventory import Cluster, HostSpec
 from kubeproof.transport import Transport
@@ -36,6 +37,8 @@ class RunContext:
     _api: KubeApi | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     extra: dict[str, Any] = field(default_factory=dict)
+    # the sha256 of files on the hosts as last read, by stat signature (<state>/cache/remote-sha256.json)
+    remote_digests: RemoteDigests = field(default_factory=RemoteDigests)
 
     def profile(self, host: HostSpec | str) -> HostProfile:
         name = host if isinstance(host, str) else host.name

@@ -22,7 +22,7 @@ import json
 import shlex
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from kubeproof.bootstrap.content import Content
 from kubeproof.bootstrap.context import RunContext
 from kubeproof.bootstrap.errors import ChangeFailed, ConflictError
+from kubeproof.bootstrap.remote_digests import SIGNATURE_FORMAT, UNCHANGED, trusted_signature
 from kubeproof.facts import Fact, HostFacts, ParseError, Raw
 from kubeproof.facts.host import parse_systemctl_show
 from kubeproof.inventory import HostSpec
@@ -137,46 +138,67 @@ class PathState:
     mode: int | None = None
     sha256: str | None = None
     target: str | None = None
+    # a file's stat signature, when a later run may trust it in place of hashing (remote_digests)
+    signature: str | None = None
 
 
-def paths_script(paths: Sequence[str], *, skip_owned_binaries: bool = False) -> str:
+def paths_script(
+    paths: Sequence[str], *, skip_owned_binaries: bool = False, known: Mapping[str, tuple[str, str]] | None = None
+) -> str:
     """One line per path, tab separated; sha256 read through stdin so odd names cannot confuse the output.
 
     ``skip_owned_binaries``: files over 1 MB already in the manifest print "-" instead of a sha256
     (the upfront ownership check needs no hash of what is ours; the phase's own diff does hash).
+    ``known``: path -> (stat signature, sha256) from an earlier run; a file whose signature is still
+    that one prints "=" instead of being hashed again. Each file's line ends with its signature, and
+    the first line is the host's clock (remote_digests: what a later run may trust).
     """
-    quoted = " ".join(shlex.quote(p) for p in paths)
-    digest = '"$(sha256sum < "$p" | cut -d" " -f1)"'
+    known = known or {}
+    pairs = " ".join(shlex.quote(p) + " " + shlex.quote(known[p][0] if p in known else "") for p in paths)
+    digest = 'd=$(sha256sum < "$p" | cut -d" " -f1)'
     if skip_owned_binaries:
         owned = f'grep -qF "\\"$p\\": " {MANIFEST_PATH} 2>/dev/null'
         digest = (
-            f'"$(if [ "$(stat -c %s -- "$p")" -gt 1048576 ] && {owned}; then echo -; '
-            'else sha256sum < "$p" | cut -d" " -f1; fi)"'
+            f'if [ "$(stat -c %s -- "$p")" -gt 1048576 ] && {owned}; then d=-; '
+            'else d=$(sha256sum < "$p" | cut -d" " -f1); fi'
         )
     return (
-        f"for p in {quoted}; do "
+        'printf "N\\t%s\\n" "$(date +%s)"; '
+        f"set -- {pairs}; "
+        'while [ "$#" -ge 2 ]; do p=$1; k=$2; shift 2; '
         'if [ -L "$p" ]; then printf "L\\t%s\\t%s\\n" "$p" "$(readlink -- "$p")"; '
         'elif [ -d "$p" ]; then printf "D\\t%s\\t%s\\n" "$p" "$(stat -c %a -- "$p")"; '
-        f'elif [ -f "$p" ]; then printf "F\\t%s\\t%s\\t%s\\n" "$p" "$(stat -c %a -- "$p")" {digest}; '
+        f'elif [ -f "$p" ]; then s=$(stat -c {shlex.quote(SIGNATURE_FORMAT)} -- "$p" 2>/dev/null); '
+        f'if [ -n "$k" ] && [ "$s" = "$k" ]; then d={UNCHANGED}; else {digest}; fi; '
+        'printf "F\\t%s\\t%s\\t%s\\t%s\\n" "$p" "$(stat -c %a -- "$p")" "$d" "$s"; '
         'elif [ -e "$p" ]; then printf "O\\t%s\\n" "$p"; '
         'else printf "M\\t%s\\n" "$p"; fi; done'
     )
 
 
-def parse_paths(raw: Raw) -> dict[str, PathState]:
+def parse_paths(raw: Raw, known: Mapping[str, tuple[str, str]] | None = None) -> dict[str, PathState]:
+    known = known or {}
     states: dict[str, PathState] = {}
+    host_now: int | None = None
     for line in raw.stdout.splitlines():
         if not line:
             continue
         fields = line.split("\t")
         kind, path = fields[0], fields[1] if len(fields) > 1 else ""
-        if kind == "F" and len(fields) == 4:
-            if fields[3] == "-":
-                states[path] = PathState("file", int(fields[2], 8), None)
+        if kind == "N":
+            host_now = int(path) if path.isdigit() else None
+        elif kind == "F" and len(fields) == 5:
+            mode, digest, signature = int(fields[2], 8), fields[3], fields[4]
+            if digest == "-":
+                states[path] = PathState("file", mode, None)
                 continue
-            if len(fields[3]) != 64:
-                raise ParseError(f"{path}: no sha256 ({fields[3][:40]!r})")
-            states[path] = PathState("file", int(fields[2], 8), fields[3])
+            if digest == UNCHANGED:
+                if path not in known or known[path][0] != signature:
+                    raise ParseError(f"{path}: the host says unchanged, but no digest is known for {signature!r}")
+                digest = known[path][1]
+            elif len(digest) != 64:
+                raise ParseError(f"{path}: no sha256 ({digest[:40]!r})")
+            states[path] = PathState("file", mode, digest, signature=trusted_signature(signature, host_now))
         elif kind == "D" and len(fields) == 3:
             states[path] = PathState("dir", int(fields[2], 8))
         elif kind == "L" and len(fields) == 3:
@@ -191,9 +213,17 @@ def parse_paths(raw: Raw) -> dict[str, PathState]:
 
 
 def paths_fact(
-    paths: Sequence[str], name: str = "kp-paths", *, skip_owned_binaries: bool = False
+    paths: Sequence[str],
+    name: str = "kp-paths",
+    *,
+    skip_owned_binaries: bool = False,
+    known: Mapping[str, tuple[str, str]] | None = None,
 ) -> Fact[dict[str, PathState]]:
-    return Fact(name, paths_script(sorted(set(paths)), skip_owned_binaries=skip_owned_binaries), parse_paths)
+    """``known``: the host's entries of remote_digests (only those of these paths go into the script)."""
+    ordered = sorted(set(paths))
+    relevant = {p: known[p] for p in ordered if known and p in known}
+    script = paths_script(ordered, skip_owned_binaries=skip_owned_binaries, known=relevant)
+    return Fact(name, script, lambda raw: parse_paths(raw, relevant))
 
 
 @dataclass
@@ -336,6 +366,8 @@ class HostView:
     facts: HostFacts
     phase: str
     applier: HostApplier | None = None
+    # the host's digests by stat signature that its paths fact was gathered with (remote_digests)
+    known: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     def get(self, fact: Fact[T]) -> T:
         return self.facts.get(fact)
@@ -397,7 +429,10 @@ def _mode_text(mode: int) -> str:
 def diff_host(view: HostView, resources: Sequence[Resource]) -> DiffResult:
     """Compare a host's desired resources with its facts: the changes, in the order they must happen."""
     ctx, conn, host, phase = view.ctx, view.conn, view.host, view.phase
-    paths: dict[str, PathState] = view.get(paths_fact(_resource_paths(resources)))
+    paths: dict[str, PathState] = view.get(paths_fact(_resource_paths(resources), known=view.known))
+    for path, state in paths.items():
+        if state.signature and state.sha256:
+            ctx.remote_digests.learn(host.name, path, state.signature, state.sha256)
     manifest = view.manifest
     unit_names = _unit_names(resources)
     units = view.get(units_fact(unit_names)) if unit_names else {}

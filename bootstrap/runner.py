@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,11 +96,12 @@ def tag(phase: Phase) -> str:
 # ----------------------------------------------------------------------------- facts for a host's resources
 
 
-def facts_for(resources: Sequence[Resource]) -> list[Fact[Any]]:
+def facts_for(resources: Sequence[Resource], known: Mapping[str, tuple[str, str]]) -> list[Fact[Any]]:
+    """``known``: the host's digests by stat signature (remote_digests), sent with its paths."""
     paths = [r.path for r in resources if isinstance(r, (File, Directory, Symlink))]
     units = [r.name for r in resources if isinstance(r, Unit)]
     units += [u for r in resources if isinstance(r, File) for u in r.restarts]
-    facts: list[Fact[Any]] = [paths_fact(paths or ["/"]), manifest_fact]
+    facts: list[Fact[Any]] = [paths_fact(paths or ["/"], known=known), manifest_fact]
     if units:
         facts.append(units_fact(units))
     for resource in resources:
@@ -117,8 +118,9 @@ def plan_phase(ctx: RunContext, phase: Phase) -> PhasePlan:
         resources = phase.desired(ctx, host)
         conn = ctx.transport.connection(host)
         facts = HostFacts(conn, lambda: [])
-        facts.gather(facts_for(resources))
-        view = HostView(ctx, host, conn, facts, phase.name)
+        known = ctx.remote_digests.known(host.name)
+        facts.gather(facts_for(resources, known))
+        view = HostView(ctx, host, conn, facts, phase.name, known=known)
         try:
             return diff_host(view, resources), None
         except ConflictError as exc:
@@ -207,7 +209,12 @@ def _ownership_conflicts(ctx: RunContext, phases: Sequence[Phase]) -> list[str]:
         files = [r for r in resources if isinstance(r, File)]
         links = [r for r in resources if isinstance(r, Symlink)]
         facts = HostFacts(ctx.transport.connection(host_name), lambda: [])
-        fact = paths_fact([r.path for r in files + links] or ["/"], "kp-owned-paths", skip_owned_binaries=True)
+        fact = paths_fact(
+            [r.path for r in files + links] or ["/"],
+            "kp-owned-paths",
+            skip_owned_binaries=True,
+            known=ctx.remote_digests.known(host_name),
+        )
         facts.gather([fact, manifest_fact])
         states: dict[str, PathState] = facts.get(fact)
         manifest = facts.get(manifest_fact)
@@ -299,6 +306,7 @@ def run(ctx: RunContext, phases: Sequence[Phase]) -> RunResult:
     finally:
         result.total_seconds = time.monotonic() - run_started
         ctx.sha_cache.save()
+        ctx.remote_digests.save()
         for scratch in ctx.extra.get("cleanup", []):
             shutil.rmtree(scratch, ignore_errors=True)
     verb = "apply" if ctx.apply else "plan"

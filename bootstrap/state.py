@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from kubeproof.filelock import holder_lock
 from kubeproof.redact import redact, register_secret
@@ -105,17 +105,41 @@ def new_token() -> str:
     return token
 
 
-class Sha256Cache:
+class JsonCache:
+    """A JSON document kept in <state>/cache, read at start and written once at the end of a run
+    (atomically, and only when something changed); ``path`` None keeps it in memory."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self._lock = threading.Lock()
+        self._entries: dict[str, Any] = {}
+        if path is not None:
+            try:
+                loaded = json.loads(path.read_text())
+            except (OSError, ValueError):
+                loaded = {}
+            self._entries = loaded if isinstance(loaded, dict) else {}
+        self._dirty = False
+
+    def changed(self) -> None:
+        self._dirty = True
+
+    def save(self) -> None:
+        with self._lock:
+            if not self._dirty or self.path is None:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.path.with_name(self.path.name + ".tmp")
+            temporary.write_text(json.dumps(self._entries, indent=1, sort_keys=True))
+            os.replace(temporary, self.path)
+            self._dirty = False
+
+
+class Sha256Cache(JsonCache):
     """sha256 of local artifacts, keyed by (path, size, mtime): a re-apply does not re-read 700 MB."""
 
     def __init__(self, path: Path):
-        self.path = path
-        self._lock = threading.Lock()
-        try:
-            self._entries: dict[str, list[object]] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            self._entries = {}
-        self._dirty = False
+        super().__init__(path)
 
     def sha256(self, file: Path) -> str:
         stat = file.stat()
@@ -131,18 +155,8 @@ class Sha256Cache:
         value = digest.hexdigest()
         with self._lock:
             self._entries[key] = [stat.st_size, stat.st_mtime_ns, value]
-            self._dirty = True
+            self.changed()
         return value
-
-    def save(self) -> None:
-        with self._lock:
-            if not self._dirty:
-                return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self.path.with_name(self.path.name + ".tmp")
-            temporary.write_text(json.dumps(self._entries, indent=1, sort_keys=True))
-            os.replace(temporary, self.path)
-            self._dirty = False
 
 
 class Reporter:

@@ -58,7 +58,8 @@ class FakeHost:
             return f"D\t{path}\t755"
         if path in self.files:
             mode, data = self.files[path]
-            return f"F\t{path}\t{mode:o}\t{hashlib.sha256(data).hexdigest()}"
+            # no stat signature: the installer hashes these files again on every run
+            return f"F\t{path}\t{mode:o}\t{hashlib.sha256(data).hexdigest()}\t"
         return f"M\t{path}"
 
     def unit_block(self, unit: str) -> str:
@@ -75,9 +76,10 @@ class FakeHost:
         return "\n".join([f"Id={unit}", *(f"{k}={v}" for k, v in props.items())]) + "\n"
 
     def answer(self, fact_command: str) -> str:
-        match = re.search(r"for p in (.+?); do if \[ -L", fact_command)
-        if match:
-            return "\n".join(self.path_line(p) for p in shlex.split(match.group(1))) + "\n"
+        match = re.search(r"set -- (.+?); while \[", fact_command)
+        if match:  # (path, known signature) pairs
+            paths = shlex.split(match.group(1))[0::2]
+            return "\n".join([f"N\t{int(time.time())}", *(self.path_line(p) for p in paths)]) + "\n"
         if fact_command.startswith("cat " + engine.MANIFEST_PATH):
             return self.files.get(engine.MANIFEST_PATH, (0o644, b""))[1].decode()
         if fact_command.startswith("systemctl show"):

@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "pki": 0,
     # the parts a run is made of
     "artifacts": 1,  # errors, content, state
+    "remote_digests": 1,  # state (JsonCache)
     "render": 2,  # artifacts (BinaryInfo), errors
     "render_nodes": 3,  # render (HEADER, Flag, component_unit), artifacts, errors
     "kubeapi": 3,  # render, errors, state
