@@ -133,8 +133,13 @@ def test_batch_script_frames_every_fact_exactly() -> None:
         Fact("fails", "echo oops >&2; exit 3", lambda r: r.rc),
         Fact("missing-binary", "kp-no-such-binary --version", lambda r: r.stdout, requires=("kp-no-such-binary",)),
         Fact("reads-stdin", "cat", lambda r: r.stdout),
+        # stderr is copied by a read loop: leading blanks, backslashes and a last line without newline kept
+        Fact("stderr-lines", "printf '  one \\\\n\\ttwo\\nthree' >&2", lambda r: r.stderr),
+        Fact("slow", "sleep 0.3", lambda r: r.rc),
+        Fact("after-slow", "true", lambda r: r.rc),
     ]
     script = build_batch_script(facts, "KPtest")
+    before = time.time()
     completed = subprocess.run(["sh", "-c", script], capture_output=True, text=True, input="never read", check=False)
     frames = split_batch_output(completed.stdout, "KPtest")
     assert frames["plain"][0] == "a\nb\n"
@@ -144,7 +149,12 @@ def test_batch_script_frames_every_fact_exactly() -> None:
     assert frames["missing-binary"][2] == 127
     assert "kp-no-such-binary: not installed" in frames["missing-binary"][1]
     assert frames["reads-stdin"][0] == ""  # facts never consume the batch's stdin
-    assert all(stamp > 1e9 for *_, stamp in frames.values())
+    assert frames["stderr-lines"][1] == "  one \\n\ttwo\nthree"  # printf made one backslash
+    # each fact's time: the host's uptime at its start, against the batch's one wall clock reading
+    stamps = [frames[f.name][3] for f in facts]
+    assert before - 1 <= stamps[0] and stamps[-1] <= time.time() + 1, (before, stamps)
+    assert stamps == sorted(stamps)
+    assert frames["after-slow"][3] - frames["slow"][3] >= 0.25
 
 
 class _LocalConnection:
