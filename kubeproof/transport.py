@@ -28,6 +28,7 @@ from paramiko.ssh_exception import NoValidConnectionsError
 from testinfra.backend.paramiko import ParamikoBackend
 
 from kubeproof.inventory import Cluster, HostSpec, parse_host_spec
+from kubeproof.ssh_files import add_known_keys, ssh_options
 
 
 class ProbeError(Exception):
@@ -238,7 +239,7 @@ class StrictParamikoBackend(ParamikoBackend):  # type: ignore[misc]
     def _ssh_options(self) -> dict[str, Any]:
         if not self.ssh_config:
             return {}
-        return dict(paramiko.SSHConfig.from_path(self.ssh_config).lookup(self.host.name))
+        return ssh_options(self.ssh_config, self.host.name)
 
     def host_key_policy(self) -> HostKeyPolicy:
         return HostKeyPolicy.from_ssh_config(self._ssh_options(), self.known_hosts)
@@ -248,8 +249,7 @@ class StrictParamikoBackend(ParamikoBackend):  # type: ignore[misc]
         if policy.mode == HOST_KEY_UNVERIFIED:
             client.set_missing_host_key_policy(_AcceptUnverified(self.stats))
             return client
-        for path in policy.readable_files:
-            client.load_host_keys(str(path))
+        # the known keys themselves are added in _connect, once the name dialled is known
         if policy.mode == HOST_KEY_RECORDED:
             client.set_missing_host_key_policy(_RecordNewHostKey(policy.record_file, self.stats))
             return client
@@ -312,6 +312,8 @@ class StrictParamikoBackend(ParamikoBackend):  # type: ignore[misc]
                 cfg["look_for_keys"] = False
         if self.ssh_identity_file:
             cfg["key_filename"] = self.ssh_identity_file
+        if policy.mode != HOST_KEY_UNVERIFIED:
+            add_known_keys(client, policy.readable_files, cfg["hostname"], cfg["port"])
         self.stats.connections += 1
         self.stats.host_key = policy.mode
         started = time.monotonic()
