@@ -132,8 +132,10 @@ def parse_time_sync(raw: Raw) -> TimeSync:
 time_sync = Fact(
     "time-sync",
     "echo virt=$(systemd-detect-virt -c 2>/dev/null || echo none); "
-    "for u in chrony chronyd ntp ntpd ntpsec systemd-timesyncd; do "
-    "echo unit:$u=$(systemctl is-active $u.service 2>/dev/null || true); done; "
+    # one systemctl for the six units (it prints a state per unit, in order): one process, not six
+    "systemctl is-active chrony.service chronyd.service ntp.service ntpd.service ntpsec.service "
+    "systemd-timesyncd.service 2>/dev/null | { for u in chrony chronyd ntp ntpd ntpsec systemd-timesyncd; do "
+    's=; read -r s; echo "unit:$u=$s"; done; }; '
     "echo ntp_synchronized=$(timedatectl show -p NTPSynchronized --value 2>/dev/null || true)",
     parse_time_sync,
 )
