@@ -141,8 +141,8 @@ class FakeHost:
         nonce = nonce_match.group(1)
         out = []
         for line in script.splitlines():
-            found = re.match(
-                r"printf '\\n@@KP[0-9a-f]+ BEGIN %s %s\\n' (\S+) .*?kp_bound \S+ sh -c (.*?) 2>\"\$kp_err\" </dev/null",
+            found = re.search(
+                r"printf '\\n@@KP[0-9a-f]+ BEGIN %s u%s\\n' (\S+) .*?kp_bound \S+ sh -c (.*?) 2>\"\$kp_err\" </dev/null",
                 line,
             )
             if not found:
