@@ -142,7 +142,8 @@ class FakeHost:
         out = []
         for line in script.splitlines():
             found = re.search(
-                r"printf '\\n@@KP[0-9a-f]+ BEGIN %s u%s\\n' (\S+) .*?kp_bound \S+ sh -c (.*?) 2>\"\$kp_err\" </dev/null",
+                r"printf '\\n@@KP[0-9a-f]+ BEGIN %s u%s\\n' (\S+) "
+                r".*?kp_bound \S+ sh -c (.*?) 2>\"\$kp_err\" </dev/null",
                 line,
             )
             if not found:
