@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from kubeproof import layout
@@ -46,7 +46,7 @@ from kubeproof.bootstrap.phases import Phase, environment, etcd, flannel, master
 from kubeproof.bootstrap.phases import docker as docker_phase
 from kubeproof.bootstrap.phases import pki as pki_phase
 from kubeproof.bootstrap.state import new_token
-from kubeproof.facts import Fact, HostFacts
+from kubeproof.facts import Fact, FactRecord, HostFacts
 from kubeproof.inventory import HostSpec
 from kubeproof.redact import register_secret
 from kubeproof.transport import HostUnreachable, ProbeError
@@ -119,7 +119,9 @@ def plan_phase(ctx: RunContext, phase: Phase) -> PhasePlan:
         conn = ctx.transport.connection(host)
         facts = HostFacts(conn, lambda: [])
         known = ctx.remote_digests.known(host.name)
-        facts.gather(facts_for(resources, known))
+        wanted = facts_for(resources, known)
+        _take_early_reads(ctx, phase, facts, wanted)
+        facts.gather(wanted)  # only what preflight did not read, or read before a change
         view = HostView(ctx, host, conn, facts, phase.name, known=known)
         try:
             return diff_host(view, resources), None
@@ -136,6 +138,36 @@ def plan_phase(ctx: RunContext, phase: Phase) -> PhasePlan:
         except ConflictError as exc:
             plan.errors.append(str(exc))
     return plan
+
+
+# ----------------------------------------------------------------------------- reads ahead
+
+# ctx.extra key: host -> what preflight read, in the same batch as its ownership check, for every
+# phase's plan on that host ("<phase>:<fact>" -> record). Valid while no change has been applied:
+# the first phase that changes something drops it, and the phases after it read their hosts again.
+# A zero-change run so reads each host once, not once per phase (7 round trips per host before).
+EARLY_READS = "early-reads"
+
+
+def early_facts(phase: Phase, resources: Sequence[Resource], known: Mapping[str, tuple[str, str]]) -> list[Fact[Any]]:
+    """The phase's plan facts under names of their own, to travel in one batch with other phases'."""
+    return [replace(fact, name=f"{phase.name}:{fact.name}") for fact in facts_for(resources, known)]
+
+
+def _take_early_reads(ctx: RunContext, phase: Phase, facts: HostFacts, wanted: Sequence[Fact[Any]]) -> None:
+    """Give the phase's host facts what preflight read for them, where the command is the same one."""
+    early: dict[str, FactRecord] = ctx.extra.get(EARLY_READS, {}).get(facts.host, {})
+    records = []
+    for fact in wanted:
+        record = early.get(f"{phase.name}:{fact.name}")
+        if record is not None and record.command == fact.command:
+            records.append({**asdict(record), "fact": fact.name})
+    if records:
+        facts.preload({"records": records})
+
+
+def _drop_early_reads(ctx: RunContext) -> None:
+    ctx.extra.pop(EARLY_READS, None)
 
 
 # ----------------------------------------------------------------------------- preflight
@@ -200,22 +232,29 @@ def _resolve_token(ctx: RunContext) -> None:
 def _ownership_conflicts(ctx: RunContext, phases: Sequence[Phase]) -> list[str]:
     """Every target path of every phase against each host's manifest, before anything changes."""
     wanted: dict[str, list[Resource]] = {}
+    by_phase: dict[str, list[tuple[Phase, list[Resource]]]] = {}
     for phase in phases:
         for host in phase.hosts(ctx.cluster):
-            wanted.setdefault(host.name, []).extend(phase.desired(ctx, host))
+            resources = phase.desired(ctx, host)
+            wanted.setdefault(host.name, []).extend(resources)
+            by_phase.setdefault(host.name, []).append((phase, resources))
+    early_reads: dict[str, dict[str, FactRecord]] = {}
+    ctx.extra[EARLY_READS] = early_reads
 
     def check(host_name: str) -> list[str]:
         resources = wanted[host_name]
         files = [r for r in resources if isinstance(r, File)]
         links = [r for r in resources if isinstance(r, Symlink)]
         facts = HostFacts(ctx.transport.connection(host_name), lambda: [])
+        known = ctx.remote_digests.known(host_name)
         fact = paths_fact(
-            [r.path for r in files + links] or ["/"],
-            "kp-owned-paths",
-            skip_owned_binaries=True,
-            known=ctx.remote_digests.known(host_name),
+            [r.path for r in files + links] or ["/"], "kp-owned-paths", skip_owned_binaries=True, known=known
         )
-        facts.gather([fact, manifest_fact])
+        ahead = [
+            f for phase, phase_resources in by_phase[host_name] for f in early_facts(phase, phase_resources, known)
+        ]
+        facts.gather([fact, manifest_fact, *ahead])
+        early_reads[host_name] = {record.fact: record for record in facts.records()}
         states: dict[str, PathState] = facts.get(fact)
         manifest = facts.get(manifest_fact)
         problems: list[str] = []
@@ -371,6 +410,8 @@ def _run_phase(ctx: RunContext, phase: Phase, result: RunResult) -> None:
     for change in plan.changes:
         reporter.debug(f"{prefix} planned {change.host}: {change.description}")
     apply_changes(plan.changes, done)
+    if plan.changes:
+        _drop_early_reads(ctx)  # the hosts are no longer what preflight read
     result.changes += len(plan.changes)
     if phase.verify is not None:
         verify_started = time.monotonic()

@@ -352,3 +352,41 @@ def test_plan_output_names_phase_host_and_change(
 
 def test_secret_content_never_in_repr() -> None:
     assert "KEY" not in repr(Content(b"-----BEGIN PRIVATE KEY-----KEY"))
+
+
+def _later_phase() -> Phase:
+    """A phase after demo that wants what demo creates: it plans nothing once demo has run."""
+    return Phase("later", "later", lambda cluster: list(cluster.hosts), lambda ctx, host: [Directory("/etc/demo")])
+
+
+def test_a_zero_change_run_reads_each_host_once_in_preflight(
+    cluster: Cluster, hosts: dict[str, FakeHost], tmp_path: Path
+) -> None:
+    ctx = make_ctx(cluster, hosts, tmp_path)
+    phases = [demo_phase(), _later_phase()]
+    for phase in phases:
+        _run_phase(ctx, phase, RunResult())
+    for host in hosts.values():
+        host.batches = 0
+    assert runner._ownership_conflicts(ctx, phases) == []
+    result = RunResult()
+    for phase in phases:
+        _run_phase(ctx, phase, result)
+    assert result.changes == 0
+    # the ownership check and both phases' plans: one round trip per host, not three
+    assert [h.batches for h in hosts.values()] == [1, 1]
+
+
+def test_after_a_change_the_later_phases_read_their_hosts_again(
+    cluster: Cluster, hosts: dict[str, FakeHost], tmp_path: Path
+) -> None:
+    ctx = make_ctx(cluster, hosts, tmp_path)
+    phases = [demo_phase(), _later_phase()]
+    assert runner._ownership_conflicts(ctx, phases) == []  # read ahead: /etc/demo is missing everywhere
+    first, later = RunResult(), RunResult()
+    _run_phase(ctx, phases[0], first)
+    assert first.changes == 18
+    _run_phase(ctx, phases[1], later)
+    # what preflight read is gone with demo's changes: the later phase sees /etc/demo, made by demo
+    assert later.changes == 0
+    assert runner.EARLY_READS not in ctx.extra
