@@ -18,7 +18,6 @@ Kept in <state>/cache/remote-sha256.json, beside the local artifacts' digests.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from kubeproof.bootstrap.state import JsonCache
 
@@ -39,9 +38,6 @@ def trusted_signature(signature: str, host_now: int | None) -> str | None:
 
 class RemoteDigests(JsonCache):
     """host -> path -> [signature, sha256]; thread-safe (phases plan every host in its own thread)."""
-
-    def __init__(self, path: Path | None = None):
-        super().__init__(path)
 
     def known(self, host: str) -> dict[str, tuple[str, str]]:
         """path -> (signature, sha256) of what was hashed on the host before."""

@@ -120,7 +120,7 @@ def plan_phase(ctx: RunContext, phase: Phase) -> PhasePlan:
         facts = HostFacts(conn, lambda: [])
         known = ctx.remote_digests.known(host.name)
         wanted = facts_for(resources, known)
-        _take_early_reads(ctx, phase, facts, wanted)
+        _take_early_reads(ctx, facts, wanted)
         facts.gather(wanted)  # only what preflight did not read, or read before a change
         view = HostView(ctx, host, conn, facts, phase.name, known=known)
         try:
@@ -143,25 +143,34 @@ def plan_phase(ctx: RunContext, phase: Phase) -> PhasePlan:
 # ----------------------------------------------------------------------------- reads ahead
 
 # ctx.extra key: host -> what preflight read, in the same batch as its ownership check, for every
-# phase's plan on that host ("<phase>:<fact>" -> record). Valid while no change has been applied:
-# the first phase that changes something drops it, and the phases after it read their hosts again.
+# phase's plan on that host, keyed by the command that read it (one command shared by several
+# phases, such as the manifest's, runs once). Valid while no change has been applied: the first
+# phase that changes something drops it, and the phases after it read their hosts again.
 # A zero-change run so reads each host once, not once per phase (7 round trips per host before).
 EARLY_READS = "early-reads"
 
 
-def early_facts(phase: Phase, resources: Sequence[Resource], known: Mapping[str, tuple[str, str]]) -> list[Fact[Any]]:
-    """The phase's plan facts under names of their own, to travel in one batch with other phases'."""
-    return [replace(fact, name=f"{phase.name}:{fact.name}") for fact in facts_for(resources, known)]
+def early_facts(
+    by_phase: Sequence[tuple[Phase, Sequence[Resource]]],
+    known: Mapping[str, tuple[str, str]],
+    have: Sequence[Fact[Any]],
+) -> list[Fact[Any]]:
+    """Every phase's plan facts whose command is not already among ``have``, each command once,
+    under names of their own so they travel in one batch."""
+    commands = {fact.command for fact in have}
+    ahead: list[Fact[Any]] = []
+    for phase, resources in by_phase:
+        for fact in facts_for(resources, known):
+            if fact.command not in commands:
+                commands.add(fact.command)
+                ahead.append(replace(fact, name=f"{phase.name}:{fact.name}"))
+    return ahead
 
 
-def _take_early_reads(ctx: RunContext, phase: Phase, facts: HostFacts, wanted: Sequence[Fact[Any]]) -> None:
-    """Give the phase's host facts what preflight read for them, where the command is the same one."""
+def _take_early_reads(ctx: RunContext, facts: HostFacts, wanted: Sequence[Fact[Any]]) -> None:
+    """Give the phase's host facts what preflight read with the same commands."""
     early: dict[str, FactRecord] = ctx.extra.get(EARLY_READS, {}).get(facts.host, {})
-    records = []
-    for fact in wanted:
-        record = early.get(f"{phase.name}:{fact.name}")
-        if record is not None and record.command == fact.command:
-            records.append({**asdict(record), "fact": fact.name})
+    records = [{**asdict(early[fact.command]), "fact": fact.name} for fact in wanted if fact.command in early]
     if records:
         facts.preload({"records": records})
 
@@ -250,11 +259,8 @@ def _ownership_conflicts(ctx: RunContext, phases: Sequence[Phase]) -> list[str]:
         fact = paths_fact(
             [r.path for r in files + links] or ["/"], "kp-owned-paths", skip_owned_binaries=True, known=known
         )
-        ahead = [
-            f for phase, phase_resources in by_phase[host_name] for f in early_facts(phase, phase_resources, known)
-        ]
-        facts.gather([fact, manifest_fact, *ahead])
-        early_reads[host_name] = {record.fact: record for record in facts.records()}
+        facts.gather([fact, manifest_fact, *early_facts(by_phase[host_name], known, [fact, manifest_fact])])
+        early_reads[host_name] = {record.command: record for record in facts.records()}
         states: dict[str, PathState] = facts.get(fact)
         manifest = facts.get(manifest_fact)
         problems: list[str] = []

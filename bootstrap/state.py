@@ -109,7 +109,7 @@ class JsonCache:
     """A JSON document kept in <state>/cache, read at start and written once at the end of a run
     (atomically, and only when something changed); ``path`` None keeps it in memory."""
 
-    def __init__(self, path: Path | None):
+    def __init__(self, path: Path | None = None):
         self.path = path
         self._lock = threading.Lock()
         self._entries: dict[str, Any] = {}
@@ -137,9 +137,6 @@ class JsonCache:
 
 class Sha256Cache(JsonCache):
     """sha256 of local artifacts, keyed by (path, size, mtime): a re-apply does not re-read 700 MB."""
-
-    def __init__(self, path: Path):
-        super().__init__(path)
 
     def sha256(self, file: Path) -> str:
         stat = file.stat()

@@ -10,33 +10,35 @@ parsed again when its size or mtime changes (accept-new appends to known_hosts).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import paramiko
 
+T = TypeVar("T")
+
 _lock = threading.Lock()
-_configs: dict[str, tuple[tuple[int, int], paramiko.SSHConfig]] = {}
-_known_hosts: dict[str, tuple[tuple[int, int], paramiko.HostKeys]] = {}
+_parsed: dict[tuple[str, str], tuple[tuple[int, int], Any]] = {}  # (kind, path) -> (version, parsed)
 
 
-def _version(path: Path) -> tuple[int, int]:
+def _cached(kind: str, path: Path, parse: Callable[[str], T]) -> T:
+    """``parse(path)``, again only when the file's size or mtime changed (an OSError if unreadable)."""
     stat = path.stat()
-    return stat.st_size, stat.st_mtime_ns
+    version = (stat.st_size, stat.st_mtime_ns)
+    with _lock:
+        cached = _parsed.get((kind, str(path)))
+        if cached is not None and cached[0] == version:
+            return cast(T, cached[1])
+    parsed = parse(str(path))
+    with _lock:
+        _parsed[(kind, str(path))] = (version, parsed)
+    return parsed
 
 
 def ssh_config(path: str | Path) -> paramiko.SSHConfig:
     """The parsed ssh_config (an OSError if it cannot be read, as paramiko's own parse raises)."""
-    key = str(Path(path).expanduser())
-    version = _version(Path(key))
-    with _lock:
-        cached = _configs.get(key)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-    config = paramiko.SSHConfig.from_path(key)
-    with _lock:
-        _configs[key] = (version, config)
-    return config
+    return _cached("ssh_config", Path(path).expanduser(), paramiko.SSHConfig.from_path)
 
 
 def ssh_options(path: str | Path, host: str) -> dict[str, Any]:
@@ -46,16 +48,7 @@ def ssh_options(path: str | Path, host: str) -> dict[str, Any]:
 
 def known_host_keys(path: Path) -> paramiko.HostKeys:
     """The parsed known_hosts file (shared: read it, never add to it)."""
-    key = str(path)
-    version = _version(path)
-    with _lock:
-        cached = _known_hosts.get(key)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-    keys = paramiko.HostKeys(key)
-    with _lock:
-        _known_hosts[key] = (version, keys)
-    return keys
+    return _cached("known_hosts", path, paramiko.HostKeys)
 
 
 def add_known_keys(client: paramiko.SSHClient, files: list[Path], hostname: str, port: int) -> None:

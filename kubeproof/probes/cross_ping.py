@@ -77,6 +77,7 @@ def run_cross_ping(session: Session) -> PingRun:
     names = {w.name: f"{PROBE_CONTAINER_PREFIX}{w.name}-{token}" for w in workers}
     run = PingRun()
     attempted: list[HostSpec] = []
+    starts = {w.name: _start_script(names[w.name], cluster.images.test) for w in workers}
     try:
         for worker in workers:
             down = session.unreachable(worker)
@@ -87,11 +88,9 @@ def run_cross_ping(session: Session) -> PingRun:
             if not_running:
                 run.start_errors[worker.name] = not_running
                 continue
-            run.commands.append(f"{worker.name}$ {_start_script(names[worker.name], cluster.images.test)}")
+            run.commands.append(f"{worker.name}$ {starts[worker.name]}")
             attempted.append(worker)  # before running: a half-started container must be removed too
-        started, start_failed = _on_each(
-            session, attempted, lambda w: (_start_script(names[w.name], cluster.images.test), 60), run.unreachable
-        )
+        started, start_failed = _on_each(session, attempted, lambda w: (starts[w.name], 60), run.unreachable)
         for worker in attempted:
             if worker.name in start_failed:
                 run.start_errors[worker.name] = start_failed[worker.name].reason
@@ -110,13 +109,11 @@ def run_cross_ping(session: Session) -> PingRun:
         # every container stays up until every worker has pinged
         peers = {w.name: {p: ip for p, ip in run.containers.items() if p != w.name} for w in workers}
         pinging = [w for w in workers if w.name in run.containers and peers[w.name]]
+        pings = {w.name: _ping_script(names[w.name], list(peers[w.name].values())) for w in pinging}
         for worker in pinging:
-            run.commands.append(f"{worker.name}$ {_ping_script(names[worker.name], list(peers[worker.name].values()))}")
+            run.commands.append(f"{worker.name}$ {pings[worker.name]}")
         pinged, ping_failed = _on_each(
-            session,
-            pinging,
-            lambda w: (_ping_script(names[w.name], list(peers[w.name].values())), 30 + 5 * len(peers[w.name])),
-            run.unreachable,
+            session, pinging, lambda w: (pings[w.name], 30 + 5 * len(peers[w.name])), run.unreachable
         )
         for worker in pinging:
             if worker.name in ping_failed:  # the row errors with it, as any probe error
